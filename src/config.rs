@@ -1,0 +1,429 @@
+//! Settings: `config/default.toml` (built into the binary), then an
+//! optional `--config FILE`, then `MAILDOOR_*` environment variables, then
+//! command-line flags. Everything is validated here, once, before anything
+//! binds; a bad value is an error that names its key.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The built-in defaults: the text of `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// What to do with a bare LF line ending (see `bare_lf` in default.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BareLf {
+    /// Treat it as a line ending (the default, as Postfix 3.9 does).
+    Normalize,
+    /// Answer 550 5.5.2.
+    Reject,
+}
+
+/// The keys of the settings file, as read before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    listen: Vec<String>,
+    hostname: String,
+    domains: Vec<String>,
+    maildir: PathBuf,
+    max_message_size: u64,
+    max_recipients: usize,
+    max_errors: u32,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    command_timeout: f64,
+    data_timeout: f64,
+    shutdown_grace: f64,
+    bare_lf: String,
+    log_level: String,
+}
+
+const KEYS: &[&str] = &[
+    "listen",
+    "hostname",
+    "domains",
+    "maildir",
+    "max_message_size",
+    "max_recipients",
+    "max_errors",
+    "max_connections",
+    "max_connections_per_ip",
+    "command_timeout",
+    "data_timeout",
+    "shutdown_grace",
+    "bare_lf",
+    "log_level",
+];
+
+/// Validated settings of a server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Sockets to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// Our host name.
+    pub hostname: String,
+    /// Local domains, lower case.
+    pub domains: Vec<String>,
+    /// The Maildir to deliver to.
+    pub maildir: PathBuf,
+    /// SIZE limit in octets.
+    pub max_message_size: u64,
+    /// Recipients per message.
+    pub max_recipients: usize,
+    /// Errors before a session is closed.
+    pub max_errors: u32,
+    /// Concurrent sessions in all.
+    pub max_connections: usize,
+    /// Concurrent sessions per client IP.
+    pub max_connections_per_ip: usize,
+    /// Wait for the greeting's answer and each command.
+    pub command_timeout: Duration,
+    /// Wait for each block of DATA.
+    pub data_timeout: Duration,
+    /// Grace period for sessions in DATA at shutdown.
+    pub shutdown_grace: Duration,
+    /// Bare LF policy.
+    pub bare_lf: BareLf,
+    /// Log filter (tracing-subscriber `EnvFilter` syntax).
+    pub log_level: String,
+}
+
+/// Values given on the command line; each one set wins over every file
+/// and environment variable.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--listen` (repeatable).
+    pub listen: Vec<String>,
+    /// `--maildir`.
+    pub maildir: Option<PathBuf>,
+    /// `--domain` (repeatable).
+    pub domains: Vec<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--max-message-size`.
+    pub max_message_size: Option<u64>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+}
+
+/// A settings error; the text names the key and the file or variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct SettingsError(String);
+
+fn bad(key: &str, why: impl std::fmt::Display) -> SettingsError {
+    SettingsError(format!("{key}: {why}"))
+}
+
+impl Settings {
+    /// Loads the layers in order and validates the result. `env` is the
+    /// process environment (passed in so tests can give their own).
+    pub fn load(
+        over: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut b = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = &over.config {
+            if !path.is_file() {
+                return Err(bad(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            b = b.add_source(File::from(path.clone()).format(FileFormat::Toml).required(true));
+        }
+        let mut vars = HashMap::new();
+        for (k, v) in env {
+            if let Some(key) = k.strip_prefix("MAILDOOR_") {
+                let key = key.to_ascii_lowercase();
+                if KEYS.contains(&key.as_str()) {
+                    vars.insert(key, v);
+                }
+            }
+        }
+        b = b.add_source(
+            Environment::default()
+                .source(Some(vars))
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("listen")
+                .with_list_parse_key("domains"),
+        );
+        let set = |b: config::ConfigBuilder<config::builder::DefaultState>, key: &str, v: config::Value| {
+            b.set_override(key, v).map_err(|e| bad(key, e))
+        };
+        if !over.listen.is_empty() {
+            b = set(b, "listen", over.listen.clone().into())?;
+        }
+        if let Some(m) = &over.maildir {
+            b = set(b, "maildir", m.to_string_lossy().into_owned().into())?;
+        }
+        if !over.domains.is_empty() {
+            b = set(b, "domains", over.domains.clone().into())?;
+        }
+        if let Some(h) = &over.hostname {
+            b = set(b, "hostname", h.clone().into())?;
+        }
+        if let Some(s) = over.max_message_size {
+            b = set(b, "max_message_size", s.into())?;
+        }
+        if let Some(l) = &over.log_level {
+            b = set(b, "log_level", l.clone().into())?;
+        }
+        let raw: Raw = b
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| SettingsError(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    /// The built-in defaults, validated: handy for tests and embedding.
+    pub fn defaults() -> Self {
+        match Self::load(&Overrides::default(), std::iter::empty()) {
+            Ok(s) => s,
+            // The built-in file is covered by a unit test; reaching this is a build defect.
+            Err(e) => unreachable!("built-in defaults are invalid: {e}"),
+        }
+    }
+
+    fn validate(raw: Raw) -> Result<Self, SettingsError> {
+        if raw.listen.is_empty() {
+            return Err(bad("listen", "at least one address:port is needed"));
+        }
+        let listen = raw
+            .listen
+            .iter()
+            .map(|a| {
+                a.trim().parse::<SocketAddr>().map_err(|_| {
+                    bad(
+                        "listen",
+                        format!("{a:?} is not address:port (IPv6 as [::1]:2525)"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let hostname = match raw.hostname.trim() {
+            "" => system_hostname(),
+            h => h.to_string(),
+        };
+        if !valid_hostname(&hostname) {
+            return Err(bad("hostname", format!("{hostname:?} is not a valid host name")));
+        }
+        let mut domains: Vec<String> = if raw.domains.is_empty() {
+            vec!["localhost".into(), hostname.clone()]
+        } else {
+            raw.domains.iter().map(|d| d.trim().to_string()).collect()
+        };
+        for d in &mut domains {
+            let stripped = d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase();
+            if !valid_hostname(&stripped) {
+                return Err(bad("domains", format!("{d:?} is not a valid domain")));
+            }
+            *d = stripped;
+        }
+        domains.dedup();
+        if raw.maildir.as_os_str().is_empty() {
+            return Err(bad("maildir", "must not be empty"));
+        }
+        let positive = |key: &str, v: u64| {
+            if v == 0 {
+                Err(bad(key, "must be greater than 0"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("max_message_size", raw.max_message_size)?;
+        positive("max_recipients", raw.max_recipients as u64)?;
+        positive("max_errors", u64::from(raw.max_errors))?;
+        positive("max_connections", raw.max_connections as u64)?;
+        positive("max_connections_per_ip", raw.max_connections_per_ip as u64)?;
+        let secs = |key: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v < 1e9 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(bad(key, format!("{v} is not a positive number of seconds")))
+            }
+        };
+        let log_level = raw.log_level.trim().to_string();
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() || log_level.is_empty() {
+            return Err(bad(
+                "log_level",
+                format!("{log_level:?} is not a log level (error, warn, info, debug, trace)"),
+            ));
+        }
+        Ok(Settings {
+            listen,
+            hostname,
+            domains,
+            maildir: raw.maildir,
+            max_message_size: raw.max_message_size,
+            max_recipients: raw.max_recipients,
+            max_errors: raw.max_errors,
+            max_connections: raw.max_connections,
+            max_connections_per_ip: raw.max_connections_per_ip,
+            command_timeout: secs("command_timeout", raw.command_timeout)?,
+            data_timeout: secs("data_timeout", raw.data_timeout)?,
+            shutdown_grace: secs("shutdown_grace", raw.shutdown_grace)?,
+            bare_lf: match raw.bare_lf.trim().to_ascii_lowercase().as_str() {
+                "normalize" => BareLf::Normalize,
+                "reject" => BareLf::Reject,
+                other => {
+                    return Err(bad(
+                        "bare_lf",
+                        format!("{other:?} is not \"normalize\" or \"reject\""),
+                    ))
+                }
+            },
+            log_level,
+        })
+    }
+}
+
+/// A host or domain name: dot-separated labels of letters, digits, `-`
+/// and `_` (or any non-ASCII letter), 253 octets at most.
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii() && c.is_alphanumeric()
+                })
+        })
+}
+
+/// The machine's host name (`/proc/sys/kernel/hostname`), or `localhost`.
+pub fn system_hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| valid_hostname(s))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::defaults();
+        assert_eq!(s.listen, vec!["0.0.0.0:25".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(s.max_message_size, 25 * 1024 * 1024);
+        assert_eq!(s.max_recipients, 100);
+        assert!(s.domains.contains(&"localhost".to_string()));
+        assert!(s.domains.contains(&s.hostname.to_ascii_lowercase()) || s.domains.contains(&s.hostname));
+        assert_eq!(s.command_timeout, Duration::from_secs(300));
+        assert_eq!(s.bare_lf, BareLf::Normalize);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("local.toml");
+        std::fs::write(
+            &file,
+            "max_message_size = 1000\nmax_recipients = 5\nhostname = \"file.test\"\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            config: Some(file),
+            hostname: Some("flag.test".into()),
+            ..Default::default()
+        };
+        let s = Settings::load(
+            &over,
+            env(&[
+                ("MAILDOOR_MAX_RECIPIENTS", "7"),
+                ("MAILDOOR_LISTEN", "127.0.0.1:2525,[::1]:2526"),
+                ("MAILDOOR_REQUIRE_CLIENTS", "1"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.max_message_size, 1000); // file over default
+        assert_eq!(s.max_recipients, 7); // env over file
+        assert_eq!(s.hostname, "flag.test"); // flag over file
+        assert_eq!(s.listen.len(), 2);
+        assert_eq!(s.listen[1], "[::1]:2526".parse::<SocketAddr>().unwrap());
+        assert_eq!(s.domains, vec!["localhost".to_string(), "flag.test".to_string()]);
+    }
+
+    #[test]
+    fn flags_win_over_env() {
+        let over = Overrides {
+            listen: vec!["127.0.0.1:2600".into()],
+            domains: vec!["Example.ORG".into()],
+            max_message_size: Some(42),
+            ..Default::default()
+        };
+        let s = Settings::load(
+            &over,
+            env(&[
+                ("MAILDOOR_LISTEN", "127.0.0.1:1"),
+                ("MAILDOOR_MAX_MESSAGE_SIZE", "9"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen, vec!["127.0.0.1:2600".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(s.domains, vec!["example.org".to_string()]);
+        assert_eq!(s.max_message_size, 42);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("MAILDOOR_LISTEN", "nonsense", "listen"),
+            ("MAILDOOR_MAX_MESSAGE_SIZE", "abc", "max_message_size"),
+            ("MAILDOOR_MAX_MESSAGE_SIZE", "0", "max_message_size"),
+            ("MAILDOOR_BARE_LF", "sometimes", "bare_lf"),
+            ("MAILDOOR_COMMAND_TIMEOUT", "-1", "command_timeout"),
+            ("MAILDOOR_DOMAINS", "bad domain", "domains"),
+            ("MAILDOOR_HOSTNAME", "a/b", "hostname"),
+            ("MAILDOOR_LOG_LEVEL", "loud[", "log_level"),
+        ];
+        for (k, v, key) in cases {
+            let err = Settings::load(&Overrides::default(), env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.toml");
+        std::fs::write(&file, "max_mesage_size = 1\n").unwrap();
+        let over = Overrides {
+            config: Some(file),
+            ..Default::default()
+        };
+        let err = Settings::load(&over, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("max_mesage_size"), "{err}");
+        let missing = Overrides {
+            config: Some("/nonexistent/x.toml".into()),
+            ..Default::default()
+        };
+        assert!(Settings::load(&missing, env(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("--config"));
+    }
+}

@@ -1,0 +1,19 @@
+//! maildoor: a small SMTP server that delivers durably into a Maildir.
+//!
+//! The library is what the binary and the integration tests share: build
+//! [`Settings`], [`Server::bind`] them (port 0 works), then [`Server::run`].
+//! The protocol core in [`smtp`] is sans-IO; [`session`] and [`server`]
+//! only move bytes; [`store`] writes the Maildir.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod server;
+pub mod session;
+pub mod smtp;
+pub mod store;
+
+pub use config::{Overrides, Settings};
+pub use server::Server;
+pub use store::Maildir;

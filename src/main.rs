@@ -1,0 +1,132 @@
+//! The `maildoor` command: parse flags, load settings, run the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use maildoor::{Overrides, Server, Settings};
+
+/// maildoor: a small, fast SMTP server that delivers mail durably into a Maildir.
+///
+/// Without a subcommand it runs the server. Settings come from the built-in
+/// config/default.toml, then --config FILE, then MAILDOOR_* environment
+/// variables (e.g. MAILDOOR_LISTEN, MAILDOOR_MAX_MESSAGE_SIZE), then these flags.
+#[derive(Debug, Parser)]
+#[command(name = "maildoor", version, about, long_about)]
+struct Cli {
+    /// A TOML file with settings that override the defaults (same keys as config/default.toml).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// Address and port to listen on, e.g. 127.0.0.1:2525 or [::1]:2525 (repeatable; default 0.0.0.0:25).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<String>,
+
+    /// Maildir to deliver into (default: maildir, relative to the working directory).
+    #[arg(long, value_name = "DIR", global = true)]
+    maildir: Option<PathBuf>,
+
+    /// Domain to accept mail for (repeatable; default: localhost and the host name).
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    domains: Vec<String>,
+
+    /// Host name for the greeting, Received: headers and file names (default: the machine's).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+
+    /// Largest message accepted, in octets (advertised as SIZE; default 26214400).
+    #[arg(long, value_name = "BYTES")]
+    max_message_size: Option<u64>,
+
+    /// Log verbosity: error, warn, info, debug (whole dialogue) or trace; wins over RUST_LOG.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the SMTP server (what maildoor does without a subcommand).
+    Serve,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let over = Overrides {
+        config: cli.config.clone(),
+        listen: cli.listen.clone(),
+        maildir: cli.maildir.clone(),
+        domains: cli.domains.clone(),
+        hostname: cli.hostname.clone(),
+        max_message_size: cli.max_message_size,
+        log_level: cli.log_level.clone(),
+    };
+    let settings = match Settings::load(&over, std::env::vars()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("maildoor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        None | Some(Cmd::Serve) => serve(settings, cli.log_level.is_some()),
+    }
+}
+
+fn init_logging(settings: &Settings, flag_given: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !flag_given && !v.trim().is_empty() => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(&settings.log_level),
+    }
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(settings: Settings, log_flag: bool) -> ExitCode {
+    init_logging(&settings, log_flag);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("maildoor: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let server = match Server::bind(settings).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("maildoor: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        server.run(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The listeners: bind every configured address, accept connections,
+//! enforce the connection limits, run one session task per connection,
+//! and shut down in order (stop accepting, let messages in flight finish
+//! within the grace period, then 421 to the rest).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::config::Settings;
+use crate::session::{self, Conn, Shared};
+use crate::smtp::reply::{codes, Reply};
+use crate::smtp::state::Policy;
+use crate::store::Maildir;
+
+/// Where the server is in its life; sessions watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Accepting and serving.
+    Running,
+    /// Shutting down: idle sessions close, sessions in DATA go on.
+    Draining,
+    /// Grace period over: every session closes.
+    Abort,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The Maildir could not be created or opened.
+    #[error("cannot use maildir {path}: {source}")]
+    Maildir {
+        /// The configured path.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {why}")]
+    Bind {
+        /// The address that failed.
+        addr: SocketAddr,
+        /// What went wrong and what to do.
+        why: String,
+    },
+}
+
+/// A server with its sockets bound, ready to [`Server::run`].
+#[derive(Debug)]
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+    settings: Settings,
+}
+
+impl Server {
+    /// Opens the Maildir and binds every listen address. Fails before
+    /// anything is served if any of them cannot be used.
+    pub async fn bind(settings: Settings) -> Result<Server, StartError> {
+        let maildir =
+            Maildir::open(&settings.maildir, &settings.hostname).map_err(|source| StartError::Maildir {
+                path: settings.maildir.display().to_string(),
+                source,
+            })?;
+        match maildir.clean_tmp(Duration::from_secs(36 * 3600)) {
+            Ok(0) => {}
+            Ok(n) => info!(removed = n, "removed stale files older than 36 hours from tmp/"),
+            Err(e) => warn!(error = %e, "could not clean tmp/"),
+        }
+        let mut listeners = Vec::new();
+        for &addr in &settings.listen {
+            listeners.push(listen(addr).map_err(|e| StartError::Bind {
+                addr,
+                why: explain_bind_error(addr, &e),
+            })?);
+        }
+        let policy = Policy {
+            hostname: settings.hostname.clone(),
+            domains: settings.domains.clone(),
+            max_message_size: settings.max_message_size,
+            max_recipients: settings.max_recipients,
+            max_errors: settings.max_errors,
+            starttls: false,
+        };
+        let shared = Arc::new(Shared {
+            policy: Arc::new(policy),
+            maildir: Arc::new(maildir),
+            command_timeout: settings.command_timeout,
+            data_timeout: settings.data_timeout,
+            bare_lf: settings.bare_lf,
+        });
+        Ok(Server {
+            listeners,
+            shared,
+            settings,
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes, then shuts down in order.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let limits = Arc::new(Limits {
+            total: self.settings.max_connections,
+            per_ip: self.settings.max_connections_per_ip,
+            counts: Mutex::new(HashMap::new()),
+            active: AtomicU64::new(0),
+        });
+        let ids = Arc::new(AtomicU64::new(1));
+        let pid = std::process::id();
+        let mut accept_tasks = Vec::new();
+        for listener in self.listeners {
+            if let Ok(addr) = listener.local_addr() {
+                info!(listen = %addr, pid, "listening on {addr} (pid {pid})");
+            }
+            let ctx = AcceptCtx {
+                shared: Arc::clone(&self.shared),
+                limits: Arc::clone(&limits),
+                ids: Arc::clone(&ids),
+                phase: phase_rx.clone(),
+                done: done_tx.clone(),
+            };
+            accept_tasks.push(tokio::spawn(accept_loop(listener, ctx)));
+        }
+        drop(done_tx);
+        shutdown.await;
+        info!(
+            active = limits.active.load(Ordering::Relaxed),
+            "shutting down: no new connections"
+        );
+        for t in &accept_tasks {
+            t.abort();
+        }
+        for t in accept_tasks {
+            let _ = t.await;
+        }
+        let _ = phase_tx.send(Phase::Draining);
+        let grace = self.settings.shutdown_grace;
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            warn!(
+                grace_secs = grace.as_secs_f64(),
+                "grace period over: closing remaining sessions"
+            );
+            let _ = phase_tx.send(Phase::Abort);
+            let _ = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
+        }
+        info!("stopped");
+    }
+}
+
+/// Binds one listener with SO_REUSEADDR (so a restart is not blocked by
+/// connections in TIME_WAIT) and a deep accept backlog.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Says why a bind failed and what to do about it.
+fn explain_bind_error(addr: SocketAddr, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => format!(
+            "permission denied: binding port {} needs root or CAP_NET_BIND_SERVICE; or use --listen 127.0.0.1:2525",
+            addr.port()
+        ),
+        io::ErrorKind::AddrInUse => {
+            let holder = port_holder(addr.port())
+                .map(|(pid, name)| format!(" by pid {pid} ({name})"))
+                .unwrap_or_default();
+            format!(
+                "address already in use: {addr} is taken{holder}; stop that process or choose another --listen address"
+            )
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            format!("address not available: {} is not an address of this host", addr.ip())
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Finds the process listening on TCP `port`, from /proc (Linux only;
+/// `None` where /proc does not tell, e.g. another user's process).
+pub fn port_holder(port: u16) -> Option<(u32, String)> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(st), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+                continue;
+            };
+            let lport = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if lport == Some(port) && *st == "0A" && *inode != "0" {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for proc_dir in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = proc_dir.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if inodes.iter().any(|i| Path::new(i) == target) {
+                let name = std::fs::read_to_string(proc_dir.path().join("comm"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                return Some((pid, name));
+            }
+        }
+    }
+    None
+}
+
+/// Concurrent-connection limits, in all and per client IP.
+#[derive(Debug)]
+struct Limits {
+    total: usize,
+    per_ip: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+    active: AtomicU64,
+}
+
+/// Holds one connection's place in [`Limits`]; gives it back on drop.
+struct Slot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Limits {
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if self.active.load(Ordering::Relaxed) as usize >= self.total {
+            return None;
+        }
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= self.per_ip {
+            return None;
+        }
+        *n += 1;
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            limits: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.limits.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+        self.limits.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct AcceptCtx {
+    shared: Arc<Shared>,
+    limits: Arc<Limits>,
+    ids: Arc<AtomicU64>,
+    phase: watch::Receiver<Phase>,
+    done: mpsc::Sender<()>,
+}
+
+async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let local = stream
+            .local_addr()
+            .map(|l| SocketAddr::new(l.ip().to_canonical(), l.port()))
+            .unwrap_or(peer);
+        let id = ctx.ids.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let Some(slot) = ctx.limits.acquire(peer.ip()) else {
+            warn!(session = id, peer = %peer, local = %local, "connection refused: too many connections");
+            tokio::spawn(refuse(stream, ctx.shared.policy.hostname.clone()));
+            continue;
+        };
+        info!(session = id, peer = %peer, local = %local, "connection opened");
+        let conn = Conn { peer, local, id };
+        let shared = Arc::clone(&ctx.shared);
+        let phase = ctx.phase.clone();
+        let done = ctx.done.clone();
+        tokio::spawn(async move {
+            session::run(stream, conn, shared, phase).await;
+            drop(slot);
+            drop(done);
+        });
+    }
+}
+
+async fn refuse(mut stream: TcpStream, host: String) {
+    let mut out = Vec::new();
+    Reply::new(
+        421,
+        codes::POLICY_TEMP,
+        format!("{host} Error: too many connections, try again later"),
+    )
+    .write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}

@@ -1,0 +1,371 @@
+//! Table tests for the command parser: line in, command or error out.
+
+use super::*;
+
+fn mb(local: &str, domain: &str) -> Mailbox {
+    Mailbox {
+        local: local.into(),
+        domain: Domain::Name(domain.into()),
+    }
+}
+
+fn mail(from: ReversePath, params: MailParams) -> Command {
+    Command::Mail { from, params }
+}
+
+fn rcpt(local: &str, domain: &str) -> Command {
+    Command::Rcpt {
+        to: ForwardPath::Mailbox(mb(local, domain)),
+    }
+}
+
+fn from(local: &str, domain: &str) -> ReversePath {
+    ReversePath::Mailbox(mb(local, domain))
+}
+
+fn name(d: &str) -> Domain {
+    Domain::Name(d.into())
+}
+
+#[test]
+fn valid_lines() {
+    let p = MailParams::default;
+    let cases: Vec<(&str, Command)> = vec![
+        (
+            "EHLO client.example.org",
+            Command::Ehlo(name("client.example.org")),
+        ),
+        ("ehlo client", Command::Ehlo(name("client"))),
+        ("EhLo client.example.", Command::Ehlo(name("client.example"))),
+        (
+            "EHLO [127.0.0.1]",
+            Command::Ehlo(Domain::Literal(AddressLiteral::V4("127.0.0.1".parse().unwrap()))),
+        ),
+        (
+            "EHLO [IPv6:::1]",
+            Command::Ehlo(Domain::Literal(AddressLiteral::V6("::1".parse().unwrap()))),
+        ),
+        (
+            "EHLO [ipv6:2001:db8::5]",
+            Command::Ehlo(Domain::Literal(AddressLiteral::V6(
+                "2001:db8::5".parse().unwrap(),
+            ))),
+        ),
+        (
+            "EHLO under_score.example",
+            Command::Ehlo(name("under_score.example")),
+        ),
+        ("EHLO host  ", Command::Ehlo(name("host"))),
+        ("HELO relay.example.org", Command::Helo(name("relay.example.org"))),
+        ("helo x", Command::Helo(name("x"))),
+        (
+            "MAIL FROM:<alice@example.org>",
+            mail(from("alice", "example.org"), p()),
+        ),
+        (
+            "mail from:<alice@example.org>",
+            mail(from("alice", "example.org"), p()),
+        ),
+        (
+            "MAIL FROM: <alice@example.org>",
+            mail(from("alice", "example.org"), p()),
+        ),
+        ("MAIL FROM:<>", mail(ReversePath::Null, p())),
+        (
+            "MAIL FROM:<> SIZE=100",
+            mail(
+                ReversePath::Null,
+                MailParams {
+                    size: Some(100),
+                    ..p()
+                },
+            ),
+        ),
+        (
+            "MAIL FROM:<a@b.c> SIZE=0",
+            mail(from("a", "b.c"), MailParams { size: Some(0), ..p() }),
+        ),
+        (
+            "MAIL FROM:<a@b.c> size=1000 body=8bitmime",
+            mail(
+                from("a", "b.c"),
+                MailParams {
+                    size: Some(1000),
+                    body: Some(Body::EightBitMime),
+                    ..p()
+                },
+            ),
+        ),
+        (
+            "MAIL FROM:<a@b.c> BODY=7BIT",
+            mail(
+                from("a", "b.c"),
+                MailParams {
+                    body: Some(Body::SevenBit),
+                    ..p()
+                },
+            ),
+        ),
+        (
+            "MAIL FROM:<a@b.c> SMTPUTF8",
+            mail(
+                from("a", "b.c"),
+                MailParams {
+                    smtputf8: true,
+                    ..p()
+                },
+            ),
+        ),
+        (
+            "MAIL FROM:<a@b.c> SIZE=5 BODY=8BITMIME SMTPUTF8",
+            mail(
+                from("a", "b.c"),
+                MailParams {
+                    size: Some(5),
+                    body: Some(Body::EightBitMime),
+                    smtputf8: true,
+                },
+            ),
+        ),
+        (
+            "MAIL FROM:<a@b.c>  SIZE=5",
+            mail(from("a", "b.c"), MailParams { size: Some(5), ..p() }),
+        ),
+        (
+            "MAIL FROM:<a@b.c> SIZE=99999999999999999999",
+            mail(
+                from("a", "b.c"),
+                MailParams {
+                    size: Some(u64::MAX),
+                    ..p()
+                },
+            ),
+        ),
+        (
+            "MAIL FROM:<\"john doe\"@example.org>",
+            mail(from("john doe", "example.org"), p()),
+        ),
+        (
+            "MAIL FROM:<\"a\\\"b\"@example.org>",
+            mail(from("a\"b", "example.org"), p()),
+        ),
+        ("MAIL FROM:<\"\"@example.org>", mail(from("", "example.org"), p())),
+        (
+            "MAIL FROM:<first.last+tag@example.org>",
+            mail(from("first.last+tag", "example.org"), p()),
+        ),
+        (
+            "MAIL FROM:<o'brien@example.ie>",
+            mail(from("o'brien", "example.ie"), p()),
+        ),
+        (
+            "MAIL FROM:<@relay.one,@relay.two:user@example.org>",
+            mail(from("user", "example.org"), p()),
+        ),
+        (
+            "MAIL FROM:<@relay.one:user@example.org>",
+            mail(from("user", "example.org"), p()),
+        ),
+        (
+            "MAIL FROM:<user@[192.0.2.1]>",
+            mail(
+                ReversePath::Mailbox(Mailbox {
+                    local: "user".into(),
+                    domain: Domain::Literal(AddressLiteral::V4("192.0.2.1".parse().unwrap())),
+                }),
+                p(),
+            ),
+        ),
+        (
+            "MAIL FROM:<josé@exämple.org> SMTPUTF8",
+            mail(
+                from("josé", "exämple.org"),
+                MailParams {
+                    smtputf8: true,
+                    ..p()
+                },
+            ),
+        ),
+        ("RCPT TO:<user@localhost>", rcpt("user", "localhost")),
+        ("rcpt to:<User@LocalHost>", rcpt("User", "LocalHost")),
+        ("RCPT TO: <user@localhost>", rcpt("user", "localhost")),
+        (
+            "RCPT TO:<postmaster>",
+            Command::Rcpt {
+                to: ForwardPath::Postmaster,
+            },
+        ),
+        (
+            "RCPT TO:<PostMaster>",
+            Command::Rcpt {
+                to: ForwardPath::Postmaster,
+            },
+        ),
+        ("RCPT TO:<postmaster@localhost>", rcpt("postmaster", "localhost")),
+        ("RCPT TO:<@hop.example:user@localhost>", rcpt("user", "localhost")),
+        (
+            "RCPT TO:<user@[IPv6:2001:db8::1]>",
+            Command::Rcpt {
+                to: ForwardPath::Mailbox(Mailbox {
+                    local: "user".into(),
+                    domain: Domain::Literal(AddressLiteral::V6("2001:db8::1".parse().unwrap())),
+                }),
+            },
+        ),
+        (
+            "RCPT TO:<user@[x-tag:opaque]>",
+            Command::Rcpt {
+                to: ForwardPath::Mailbox(Mailbox {
+                    local: "user".into(),
+                    domain: Domain::Literal(AddressLiteral::General {
+                        tag: "x-tag".into(),
+                        content: "opaque".into(),
+                    }),
+                }),
+            },
+        ),
+        (
+            "RCPT TO:<\"with space\"@localhost>",
+            rcpt("with space", "localhost"),
+        ),
+        ("DATA", Command::Data),
+        ("data", Command::Data),
+        ("DATA ", Command::Data),
+        ("RSET", Command::Rset),
+        ("NOOP", Command::Noop),
+        ("NOOP anything at all", Command::Noop),
+        ("QUIT", Command::Quit),
+        ("quit", Command::Quit),
+        ("VRFY user", Command::Vrfy("user".into())),
+        ("VRFY <user@localhost>", Command::Vrfy("<user@localhost>".into())),
+        ("EXPN list", Command::Expn("list".into())),
+        ("HELP", Command::Help(None)),
+        ("HELP MAIL", Command::Help(Some("MAIL".into()))),
+        ("STARTTLS", Command::StartTls),
+    ];
+    for (line, want) in cases {
+        assert_eq!(parse(line.as_bytes()), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn invalid_lines() {
+    let syntax = |l: &str| matches!(parse(l.as_bytes()), Err(ParseError::Syntax(_)));
+    let unknown = |l: &str| parse(l.as_bytes()) == Err(ParseError::Unknown);
+    let param = |l: &str| matches!(parse(l.as_bytes()), Err(ParseError::UnknownParam(_)));
+    for line in [
+        "",
+        "FOO",
+        "MAILFROM:<a@b>",
+        "XEXCH50",
+        "EHLOx host",
+        "RCPTTO:<a@b>",
+        "AUTH PLAIN",
+        "BDAT 10",
+        "   ",
+        "ÉHLO x",
+    ] {
+        assert!(
+            unknown(line),
+            "{line:?} should be unknown: {:?}",
+            parse(line.as_bytes())
+        );
+    }
+    for line in [
+        "EHLO",
+        "HELO",
+        "EHLO two words",
+        "EHLO bad..name",
+        "EHLO [999.1.1.1]",
+        "EHLO [IPv6:nonsense]",
+        "EHLO [unterminated",
+        "MAIL",
+        "MAIL FROM",
+        "MAIL FROM:",
+        "MAIL FROM:alice@example.org",
+        "MAIL FROM:<alice@example.org",
+        "MAIL FROM:<alice>",
+        "MAIL FROM:<alice@>",
+        "MAIL FROM:<@example.org>",
+        "MAIL FROM:<a..b@example.org>",
+        "MAIL FROM:<.a@example.org>",
+        "MAIL FROM:<a@b.c>junk",
+        "MAIL TO:<a@b.c>",
+        "MAIL FROM:<a b@c.d>",
+        "MAIL FROM:<a@b.c> SIZE=abc",
+        "MAIL FROM:<a@b.c> SIZE=",
+        "MAIL FROM:<a@b.c> SIZE",
+        "MAIL FROM:<a@b.c> SIZE=1 SIZE=2",
+        "MAIL FROM:<a@b.c> BODY=BINARYMIME",
+        "MAIL FROM:<a@b.c> SMTPUTF8=yes",
+        "MAIL FROM:<a@b.c> =x",
+        "RCPT",
+        "RCPT TO:",
+        "RCPT TO:<>",
+        "RCPT TO:user@localhost",
+        "RCPT FROM:<user@localhost>",
+        "RCPT TO:<user@localhost> extra<",
+        "RCPT TO:<\"unterminated@localhost>",
+        "DATA now",
+        "RSET all",
+        "QUIT please",
+        "STARTTLS now",
+        "VRFY",
+        "EXPN",
+        "MAIL FROM:<a@b.c>\0",
+        "EHLO a\x01b",
+    ] {
+        assert!(
+            syntax(line),
+            "{line:?} should be a syntax error: {:?}",
+            parse(line.as_bytes())
+        );
+    }
+    for line in [
+        "MAIL FROM:<a@b.c> AUTH=<>",
+        "MAIL FROM:<a@b.c> RET=HDRS",
+        "MAIL FROM:<a@b.c> X-UNKNOWN",
+        "RCPT TO:<u@localhost> NOTIFY=NEVER",
+        "RCPT TO:<u@localhost> ORCPT=rfc822;u@localhost",
+    ] {
+        assert!(
+            param(line),
+            "{line:?} should be an unknown parameter: {:?}",
+            parse(line.as_bytes())
+        );
+    }
+    assert_eq!(
+        parse(b"MAIL FROM:<a@b.c> \xff"),
+        Err(ParseError::Syntax("invalid UTF-8"))
+    );
+}
+
+#[test]
+fn errors_map_to_replies() {
+    assert_eq!(ParseError::Unknown.reply().code, 500);
+    assert_eq!(ParseError::Unknown.reply().enhanced, Some(codes::UNKNOWN));
+    assert_eq!(ParseError::Syntax("x").reply().code, 501);
+    assert_eq!(ParseError::Syntax("x").reply().enhanced, Some(codes::BAD_ARGS));
+    let r = ParseError::UnknownParam("X\r\nINJECT".into()).reply();
+    assert_eq!(r.code, 555);
+    assert!(!r.to_string().contains('\n'));
+}
+
+#[test]
+fn display_round_trips() {
+    for line in [
+        "EHLO client.example",
+        "HELO [127.0.0.1]",
+        "EHLO [IPv6:::1]",
+        "MAIL FROM:<> SIZE=10 BODY=8BITMIME SMTPUTF8",
+        "MAIL FROM:<\"a b\\\"c\"@x.org>",
+        "RCPT TO:<postmaster>",
+        "RCPT TO:<u@[x:y]>",
+        "VRFY bob",
+        "HELP DATA",
+        "NOOP",
+    ] {
+        let cmd = parse(line.as_bytes()).unwrap();
+        assert_eq!(parse(cmd.to_string().as_bytes()), Ok(cmd.clone()), "{line}");
+    }
+}

@@ -1,0 +1,7 @@
+//! The sans-IO SMTP core: parser, replies, state machine, DATA decoder.
+//! Nothing here performs I/O; the session driver feeds it bytes and events.
+
+pub mod command;
+pub mod data;
+pub mod reply;
+pub mod state;

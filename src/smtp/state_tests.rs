@@ -1,0 +1,241 @@
+//! State machine transitions, written as dialogues: command line in,
+//! reply code and enhanced code out.
+
+use super::*;
+use crate::smtp::command::parse;
+use crate::smtp::reply::Enhanced;
+
+fn policy() -> Arc<Policy> {
+    Arc::new(Policy {
+        hostname: "mx.test".into(),
+        domains: vec!["localhost".into(), "example.org".into()],
+        max_message_size: 1000,
+        max_recipients: 3,
+        max_errors: 10,
+        starttls: false,
+    })
+}
+
+fn session() -> Session {
+    Session::new(policy(), "127.0.0.1".parse().unwrap())
+}
+
+/// Sends one line; returns (code, enhanced code).
+fn send(s: &mut Session, line: &str) -> (u16, Option<Enhanced>) {
+    let step = s.command(parse(line.as_bytes()));
+    (step.reply.code, step.reply.enhanced)
+}
+
+fn code(s: &mut Session, line: &str) -> u16 {
+    send(s, line).0
+}
+
+fn e(a: u8, b: u16, c: u16) -> Option<Enhanced> {
+    Some(Enhanced(a, b, c))
+}
+
+#[test]
+fn greeting_and_ehlo_advertise_extensions() {
+    let mut s = session();
+    assert_eq!(s.greeting().to_string(), "220 mx.test ESMTP maildoor");
+    let step = s.command(parse(b"EHLO client"));
+    assert_eq!(step.reply.code, 250);
+    let text = step.reply.to_string();
+    for ext in [
+        "PIPELINING",
+        "SIZE 1000",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+    ] {
+        assert!(text.contains(ext), "{ext} missing from {text}");
+    }
+    assert!(!text.contains("STARTTLS"));
+    assert_eq!(s.phase(), Phase::Ready);
+}
+
+#[test]
+fn full_transaction() {
+    let mut s = session();
+    assert_eq!(send(&mut s, "EHLO c"), (250, None));
+    assert_eq!(send(&mut s, "MAIL FROM:<a@b.c>"), (250, e(2, 1, 0)));
+    assert_eq!(s.phase(), Phase::Mail);
+    assert_eq!(send(&mut s, "RCPT TO:<u@localhost>"), (250, e(2, 1, 5)));
+    assert_eq!(s.phase(), Phase::Rcpt);
+    let step = s.command(parse(b"DATA"));
+    assert_eq!(step.reply.code, 354);
+    assert_eq!(step.next, Next::ReceiveData);
+    assert_eq!(s.phase(), Phase::Data);
+    let step = s.data_done(DataOutcome::Stored("ID1".into()));
+    assert_eq!(step.reply.to_string(), "250 2.0.0 Ok: queued as ID1");
+    assert_eq!(s.phase(), Phase::Ready);
+    assert!(s.envelope().is_none());
+    // A second transaction on the same session.
+    assert_eq!(code(&mut s, "MAIL FROM:<>"), 250);
+    assert_eq!(code(&mut s, "RCPT TO:<postmaster>"), 250);
+    let step = s.command(parse(b"QUIT"));
+    assert_eq!((step.reply.code, step.next), (221, Next::Close));
+}
+
+#[test]
+fn bad_sequences_get_503() {
+    let mut s = session();
+    assert_eq!(send(&mut s, "MAIL FROM:<a@b.c>"), (503, e(5, 5, 1)));
+    assert_eq!(send(&mut s, "RCPT TO:<u@localhost>"), (503, e(5, 5, 1)));
+    assert_eq!(send(&mut s, "DATA"), (503, e(5, 5, 1)));
+    assert_eq!(code(&mut s, "HELO c"), 250);
+    assert_eq!(send(&mut s, "RCPT TO:<u@localhost>"), (503, e(5, 5, 1)));
+    assert_eq!(send(&mut s, "DATA"), (503, e(5, 5, 1)));
+    assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 250);
+    assert_eq!(send(&mut s, "MAIL FROM:<a@b.c>"), (503, e(5, 5, 1)));
+    assert_eq!(send(&mut s, "DATA"), (554, e(5, 5, 1)));
+}
+
+#[test]
+fn commands_allowed_anywhere() {
+    let mut s = session();
+    assert_eq!(send(&mut s, "NOOP"), (250, e(2, 0, 0)));
+    assert_eq!(send(&mut s, "RSET"), (250, e(2, 0, 0)));
+    assert_eq!(s.phase(), Phase::Connected);
+    assert_eq!(send(&mut s, "VRFY bob"), (252, e(2, 5, 0)));
+    assert_eq!(send(&mut s, "EXPN list"), (502, e(5, 5, 1)));
+    assert_eq!(send(&mut s, "HELP"), (214, e(2, 0, 0)));
+    assert_eq!(send(&mut s, "STARTTLS"), (502, e(5, 5, 1)));
+}
+
+#[test]
+fn rset_and_ehlo_clear_the_transaction() {
+    let mut s = session();
+    code(&mut s, "EHLO c");
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    code(&mut s, "RCPT TO:<u@localhost>");
+    assert_eq!(code(&mut s, "RSET"), 250);
+    assert!(s.envelope().is_none());
+    assert_eq!(s.phase(), Phase::Ready);
+    assert_eq!(code(&mut s, "RCPT TO:<u@localhost>"), 503);
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    assert_eq!(code(&mut s, "EHLO again"), 250);
+    assert!(s.envelope().is_none());
+    assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 250);
+}
+
+#[test]
+fn relay_is_refused_and_local_domains_accepted() {
+    let mut s = session();
+    code(&mut s, "EHLO c");
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    assert_eq!(send(&mut s, "RCPT TO:<victim@elsewhere.net>"), (550, e(5, 7, 1)));
+    assert_eq!(send(&mut s, "RCPT TO:<x@localhost.evil.net>"), (550, e(5, 7, 1)));
+    assert_eq!(
+        send(&mut s, "RCPT TO:<postmaster@elsewhere.net>"),
+        (550, e(5, 7, 1))
+    );
+    assert_eq!(code(&mut s, "RCPT TO:<User@EXAMPLE.org>"), 250);
+    assert_eq!(code(&mut s, "RCPT TO:<postmaster>"), 250);
+    assert_eq!(code(&mut s, "RCPT TO:<u@[127.0.0.1]>"), 250);
+    assert_eq!(code(&mut s, "RCPT TO:<u@[10.0.0.1]>"), 550);
+    assert_eq!(code(&mut s, "RCPT TO:<u@[x:y]>"), 550);
+    assert_eq!(s.envelope().unwrap().rcpts.len(), 3);
+}
+
+#[test]
+fn recipient_limit_gives_452_and_duplicates_collapse() {
+    let mut s = session();
+    code(&mut s, "EHLO c");
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    for i in 0..3 {
+        assert_eq!(code(&mut s, &format!("RCPT TO:<u{i}@localhost>")), 250);
+    }
+    assert_eq!(send(&mut s, "RCPT TO:<u9@localhost>"), (452, e(4, 5, 3)));
+    let mut s = session();
+    code(&mut s, "EHLO c");
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    code(&mut s, "RCPT TO:<u@localhost>");
+    code(&mut s, "RCPT TO:<u@localhost>");
+    assert_eq!(s.envelope().unwrap().rcpts.len(), 1);
+}
+
+#[test]
+fn size_is_checked_at_mail_and_after_data() {
+    let mut s = session();
+    code(&mut s, "EHLO c");
+    assert_eq!(send(&mut s, "MAIL FROM:<a@b.c> SIZE=1001"), (552, e(5, 3, 4)));
+    assert_eq!(code(&mut s, "MAIL FROM:<a@b.c> SIZE=1000"), 250);
+    code(&mut s, "RCPT TO:<u@localhost>");
+    code(&mut s, "DATA");
+    let step = s.data_done(DataOutcome::TooBig);
+    assert_eq!((step.reply.code, step.reply.enhanced), (552, e(5, 3, 4)));
+    assert_eq!(s.phase(), Phase::Ready);
+}
+
+#[test]
+fn storage_failures_are_temporary() {
+    for (full, want) in [(false, (451, e(4, 3, 0))), (true, (452, e(4, 3, 1)))] {
+        let mut s = session();
+        code(&mut s, "EHLO c");
+        code(&mut s, "MAIL FROM:<a@b.c>");
+        code(&mut s, "RCPT TO:<u@localhost>");
+        code(&mut s, "DATA");
+        let step = s.data_done(DataOutcome::StoreFailed { full });
+        assert_eq!((step.reply.code, step.reply.enhanced), want);
+    }
+}
+
+#[test]
+fn utf8_addresses_need_smtputf8() {
+    let mut s = session();
+    code(&mut s, "EHLO c");
+    assert_eq!(send(&mut s, "MAIL FROM:<josé@b.c>"), (553, e(5, 6, 7)));
+    assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 250);
+    assert_eq!(send(&mut s, "RCPT TO:<müller@localhost>"), (553, e(5, 6, 7)));
+    code(&mut s, "RSET");
+    assert_eq!(code(&mut s, "MAIL FROM:<josé@b.c> SMTPUTF8"), 250);
+    assert_eq!(code(&mut s, "RCPT TO:<müller@localhost>"), 250);
+}
+
+#[test]
+fn parse_errors_and_long_lines() {
+    let mut s = session();
+    assert_eq!(send(&mut s, "BOGUS"), (500, e(5, 5, 2)));
+    assert_eq!(send(&mut s, "MAIL FROM:nobrackets"), (501, e(5, 5, 4)));
+    code(&mut s, "EHLO c");
+    assert_eq!(send(&mut s, "MAIL FROM:<a@b.c> FOO=1"), (555, e(5, 5, 4)));
+    let step = s.line_too_long();
+    assert_eq!((step.reply.code, step.reply.enhanced), (500, e(5, 5, 6)));
+    let step = s.bare_lf_command();
+    assert_eq!((step.reply.code, step.reply.enhanced), (550, e(5, 5, 2)));
+}
+
+#[test]
+fn error_limit_closes_with_421() {
+    let mut s = session();
+    for _ in 0..9 {
+        assert_eq!(s.command(parse(b"BOGUS")).next, Next::Continue);
+    }
+    let step = s.command(parse(b"BOGUS"));
+    assert_eq!(step.reply.code, 500);
+    match step.next {
+        Next::CloseWith(r) => assert_eq!((r.code, r.enhanced), (421, e(4, 7, 0))),
+        other => panic!("expected close, got {other:?}"),
+    }
+    assert_eq!(s.phase(), Phase::Closed);
+}
+
+#[test]
+fn starttls_when_offered_resets_everything() {
+    let mut p = (*policy()).clone();
+    p.starttls = true;
+    let mut s = Session::new(Arc::new(p), "127.0.0.1".parse().unwrap());
+    assert_eq!(code(&mut s, "STARTTLS"), 503);
+    let ehlo = s.command(parse(b"EHLO c")).reply.to_string();
+    assert!(ehlo.contains("STARTTLS"));
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    let step = s.command(parse(b"STARTTLS"));
+    assert_eq!((step.reply.code, step.next), (220, Next::StartTls));
+    s.tls_started();
+    assert!(s.hello().is_none() && s.envelope().is_none());
+    assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 503);
+    let ehlo = s.command(parse(b"EHLO c")).reply.to_string();
+    assert!(!ehlo.contains("STARTTLS"));
+    assert_eq!(code(&mut s, "STARTTLS"), 503);
+}

@@ -1,0 +1,229 @@
+//! Durable Maildir delivery (the Maildir conventions of qmail, as read by
+//! Dovecot, mutt, mblaze and Python's `mailbox`).
+//!
+//! A message is written to `tmp/` under a name no other process or host can
+//! pick, fsynced, renamed into `new/`, and `new/` itself is fsynced. Only
+//! then is the delivery reported durable, and only then does the client get
+//! its 250. A crash at any moment leaves either nothing in `new/` or the
+//! whole message; a failed or abandoned delivery removes its `tmp/` file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A Maildir that messages are delivered into.
+#[derive(Debug)]
+pub struct Maildir {
+    root: PathBuf,
+    /// Host part of unique names, with `/` and `:` escaped as Maildir asks.
+    host: String,
+    pid: u32,
+    counter: AtomicU64,
+}
+
+/// The unique part of a message's file name, also its queue id:
+/// `<secs>.M<usec>P<pid>Q<n>` (time, process, per-process counter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueId(String);
+
+impl UniqueId {
+    /// The id as text, e.g. `1764068400.M123456P4242Q7`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UniqueId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Maildir {
+    /// Opens the Maildir at `root`, creating `tmp/`, `new/` and `cur/` when
+    /// missing. `hostname` becomes part of every file name.
+    pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Self> {
+        let root = root.into();
+        for sub in ["tmp", "new", "cur"] {
+            fs::create_dir_all(root.join(sub))?;
+        }
+        Ok(Maildir {
+            root,
+            host: hostname.replace('/', "\\057").replace(':', "\\072"),
+            pid: std::process::id(),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The Maildir's top directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A fresh unique id for the next message.
+    pub fn next_id(&self) -> UniqueId {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        UniqueId(format!(
+            "{}.M{}P{}Q{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            self.pid,
+            n
+        ))
+    }
+
+    /// Creates the `tmp/` file for message `id`.
+    pub fn create(&self, id: &UniqueId) -> io::Result<TmpFile> {
+        let path = self.root.join("tmp").join(format!("{}.{}", id, self.host));
+        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        Ok(TmpFile { file, path, size: 0 })
+    }
+
+    /// Makes a finished message durable in `new/`: fsync the file, rename it
+    /// to `new/<id>.<host>,S=<size>`, fsync `new/`. Returns the final path.
+    /// On error the `tmp/` file is removed and nothing is left in `new/`.
+    pub fn commit(&self, id: &UniqueId, mut tmp: TmpFile) -> io::Result<PathBuf> {
+        tmp.file.sync_all()?;
+        let name = format!("{}.{},S={}", id, self.host, tmp.size);
+        let dest = self.root.join("new").join(name);
+        fs::rename(&tmp.path, &dest)?;
+        // The rename is done: the tmp file no longer exists to clean up.
+        tmp.path = PathBuf::new();
+        if let Err(e) = File::open(self.root.join("new")).and_then(|d| d.sync_all()) {
+            // Not known to be durable: take the message back out, so the
+            // client's retry cannot produce a duplicate.
+            let _ = fs::remove_file(&dest);
+            return Err(e);
+        }
+        Ok(dest)
+    }
+
+    /// Removes `tmp/` files older than `age` (the Maildir convention is 36
+    /// hours); returns how many were removed.
+    pub fn clean_tmp(&self, age: std::time::Duration) -> io::Result<usize> {
+        let mut removed = 0;
+        let now = SystemTime::now();
+        for entry in fs::read_dir(self.root.join("tmp"))? {
+            let entry = entry?;
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|d| d > age);
+            if old && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A message being written in `tmp/`. Dropping it without
+/// [`Maildir::commit`] removes the file.
+#[derive(Debug)]
+pub struct TmpFile {
+    file: File,
+    path: PathBuf,
+    size: u64,
+}
+
+impl TmpFile {
+    /// Appends bytes to the message.
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn creates_layout_and_delivers_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path().join("m"), "host/x:y").unwrap();
+        for sub in ["tmp", "new", "cur"] {
+            assert!(dir.path().join("m").join(sub).is_dir());
+        }
+        let id = md.next_id();
+        let mut tmp = md.create(&id).unwrap();
+        tmp.write_all(b"Subject: hi\n\nbody\n").unwrap();
+        assert_eq!(names(&dir.path().join("m/tmp")).len(), 1);
+        let path = md.commit(&id, tmp).unwrap();
+        assert!(names(&dir.path().join("m/tmp")).is_empty());
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, format!("{id}.host\\057x\\072y,S=18"));
+        assert_eq!(fs::read(&path).unwrap(), b"Subject: hi\n\nbody\n");
+        assert_eq!(fs::metadata(&path).unwrap().len(), 18);
+    }
+
+    #[test]
+    fn ids_are_unique_and_shaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path(), "h").unwrap();
+        let a = md.next_id();
+        let b = md.next_id();
+        assert_ne!(a, b);
+        let s = a.as_str();
+        let (secs, rest) = s.split_once(".M").unwrap();
+        assert!(secs.parse::<u64>().is_ok());
+        assert!(rest.contains('P') && rest.contains('Q'));
+    }
+
+    #[test]
+    fn dropped_delivery_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path(), "h").unwrap();
+        let id = md.next_id();
+        let mut tmp = md.create(&id).unwrap();
+        tmp.write_all(b"partial").unwrap();
+        drop(tmp);
+        assert!(names(&dir.path().join("tmp")).is_empty());
+        assert!(names(&dir.path().join("new")).is_empty());
+    }
+
+    #[test]
+    fn clean_tmp_keeps_fresh_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path(), "h").unwrap();
+        fs::write(dir.path().join("tmp/stale"), b"x").unwrap();
+        assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 0);
+        assert_eq!(md.clean_tmp(std::time::Duration::ZERO).unwrap(), 1);
+    }
+
+    #[test]
+    fn open_fails_when_root_is_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("file");
+        fs::write(&f, b"x").unwrap();
+        assert!(Maildir::open(&f, "h").is_err());
+    }
+}

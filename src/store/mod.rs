@@ -1,0 +1,121 @@
+//! Where accepted messages go: the durable Maildir writer and the trace
+//! headers written at delivery.
+//!
+//! [`Delivery`] is the async face of the store for one message: the body
+//! is gathered in a bounded buffer and spilled to the `tmp/` file whenever
+//! the buffer fills, so a session's memory does not grow with the message;
+//! the blocking file work runs on tokio's blocking pool.
+
+pub mod maildir;
+pub mod trace;
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use maildir::{Maildir, TmpFile, UniqueId};
+
+/// Bytes of a message kept in memory before they are written to `tmp/`.
+pub const SPOOL_CHUNK: usize = 64 * 1024;
+
+/// One message on its way into the Maildir.
+#[derive(Debug)]
+pub struct Delivery {
+    maildir: Arc<Maildir>,
+    id: UniqueId,
+    buf: Vec<u8>,
+    file: Option<TmpFile>,
+    failed: Option<io::Error>,
+}
+
+/// True for errors that mean "no space left" (452 4.3.1 rather than 451).
+pub fn is_storage_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+impl Delivery {
+    /// Starts a message `id` whose first bytes are `header`.
+    pub fn begin(maildir: Arc<Maildir>, id: UniqueId, header: String) -> Self {
+        let mut buf = Vec::with_capacity(SPOOL_CHUNK + 16 * 1024);
+        buf.extend_from_slice(header.as_bytes());
+        Delivery {
+            maildir,
+            id,
+            buf,
+            file: None,
+            failed: None,
+        }
+    }
+
+    /// The queue id of this message.
+    pub fn id(&self) -> &UniqueId {
+        &self.id
+    }
+
+    /// The in-memory buffer that decoded body bytes are appended to.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Writes the buffer to the `tmp/` file once it holds a full chunk.
+    /// After a write error the body is dropped; the error is reported by
+    /// [`Delivery::commit`].
+    pub async fn spill_if_full(&mut self) {
+        if self.buf.len() < SPOOL_CHUNK {
+            return;
+        }
+        if self.failed.is_some() {
+            self.buf.clear();
+            return;
+        }
+        let maildir = Arc::clone(&self.maildir);
+        let id = self.id.clone();
+        let file = self.file.take();
+        let buf = std::mem::take(&mut self.buf);
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = open_or(file, &maildir, &id).and_then(|mut f| {
+                f.write_all(&buf)?;
+                Ok(f)
+            });
+            (result, buf)
+        })
+        .await;
+        match joined {
+            Ok((result, mut buf)) => {
+                buf.clear();
+                self.buf = buf;
+                match result {
+                    Ok(f) => self.file = Some(f),
+                    Err(e) => self.failed = Some(e),
+                }
+            }
+            Err(e) => self.failed = Some(io::Error::other(e)),
+        }
+    }
+
+    /// Writes what is left, makes the message durable in `new/` and
+    /// returns its path. Nothing remains in `tmp/` or `new/` on error.
+    pub async fn commit(mut self) -> io::Result<PathBuf> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let maildir = Arc::clone(&self.maildir);
+        let id = self.id.clone();
+        let file = self.file.take();
+        let buf = std::mem::take(&mut self.buf);
+        tokio::task::spawn_blocking(move || {
+            let mut f = open_or(file, &maildir, &id)?;
+            f.write_all(&buf)?;
+            maildir.commit(&id, f)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+fn open_or(file: Option<TmpFile>, maildir: &Maildir, id: &UniqueId) -> io::Result<TmpFile> {
+    match file {
+        Some(f) => Ok(f),
+        None => maildir.create(id),
+    }
+}

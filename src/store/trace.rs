@@ -1,0 +1,160 @@
+//! Trace headers added at delivery: `Return-Path:` and `Received:`
+//! (RFC 5321 §4.4, RFC 5322 §3.6.7), and the RFC 5322 date they carry.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::smtp::command::{ForwardPath, ReversePath};
+use crate::smtp::state::{Envelope, Hello};
+
+/// What the `Received:` header says about the connection.
+#[derive(Debug, Clone)]
+pub struct TraceInfo<'a> {
+    /// The client's hello, if any.
+    pub hello: Option<&'a Hello>,
+    /// The client's address and port.
+    pub peer: SocketAddr,
+    /// Our host name.
+    pub hostname: &'a str,
+    /// The queue id, as in the 250 reply and the log.
+    pub queue_id: &'a str,
+    /// True when the session runs over TLS.
+    pub tls: bool,
+}
+
+/// The client address as an RFC 5321 address literal followed by the port:
+/// `[192.0.2.1]:25` or `[IPv6:2001:db8::1]:25`.
+pub fn peer_literal(peer: SocketAddr) -> String {
+    match peer {
+        SocketAddr::V4(a) => format!("[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => format!("[{}]:{}", v4, a.port()),
+            None => format!("[IPv6:{}]:{}", a.ip(), a.port()),
+        },
+    }
+}
+
+/// The protocol keyword of the `with` clause (RFC 3848, RFC 6531 §3.7.3).
+fn protocol(info: &TraceInfo<'_>, env: &Envelope) -> &'static str {
+    let extended = info.hello.is_some_and(|h| h.extended);
+    match (extended, env.params.smtputf8, info.tls) {
+        (false, _, false) => "SMTP",
+        (false, _, true) => "SMTPS",
+        (true, false, false) => "ESMTP",
+        (true, false, true) => "ESMTPS",
+        (true, true, false) => "UTF8SMTP",
+        (true, true, true) => "UTF8SMTPS",
+    }
+}
+
+/// The `Return-Path:` and `Received:` lines (LF endings) to put on top of
+/// a message delivered for `rcpts`.
+pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now: SystemTime) -> String {
+    let from = match &env.from {
+        ReversePath::Null => "<>".to_string(),
+        other => other.to_string(),
+    };
+    let helo = info
+        .hello
+        .map_or_else(|| "unknown".to_string(), |h| h.name.to_string());
+    let mut s = format!(
+        "Return-Path: {from}\nReceived: from {helo} ({})\n\tby {} (maildoor) with {} id {}",
+        peer_literal(info.peer),
+        info.hostname,
+        protocol(info, env),
+        info.queue_id,
+    );
+    match rcpts {
+        [one] => s.push_str(&format!("\n\tfor {one}")),
+        many => {
+            let list: Vec<String> = many.iter().map(ToString::to_string).collect();
+            s.push_str(&format!("\n\t(envelope recipients: {})", list.join(", ")));
+        }
+    }
+    s.push_str(&format!(";\n\t{}\n", rfc5322_date(now)));
+    s
+}
+
+/// Formats a time as an RFC 5322 §3.3 date in UTC, e.g.
+/// `Wed, 25 Nov 2026 11:00:00 +0000`.
+pub fn rfc5322_date(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        WD.get((days % 7) as usize).unwrap_or(&"Thu"),
+        d,
+        MON.get((m - 1) as usize).unwrap_or(&"Jan"),
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (the well-known era-based conversion).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::command::{Domain, MailParams, Mailbox};
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_600_200);
+        assert_eq!(rfc5322_date(t), "Wed, 25 Nov 2026 09:50:00 +0000");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn received_names_everything() {
+        let hello = Hello {
+            name: Domain::Name("client.example".into()),
+            extended: true,
+        };
+        let env = Envelope {
+            from: ReversePath::Null,
+            params: MailParams::default(),
+            rcpts: vec![],
+        };
+        let rcpt = ForwardPath::Mailbox(Mailbox {
+            local: "u".into(),
+            domain: Domain::Name("localhost".into()),
+        });
+        let info = TraceInfo {
+            hello: Some(&hello),
+            peer: "[::1]:4000".parse().unwrap(),
+            hostname: "mx.test",
+            queue_id: "ID1",
+            tls: false,
+        };
+        let h = headers(&info, &env, &[rcpt], UNIX_EPOCH);
+        assert_eq!(
+            h,
+            "Return-Path: <>\nReceived: from client.example ([IPv6:::1]:4000)\n\tby mx.test (maildoor) with ESMTP id ID1\n\tfor <u@localhost>;\n\tThu, 01 Jan 1970 00:00:00 +0000\n"
+        );
+        assert_eq!(peer_literal("127.0.0.1:25".parse().unwrap()), "[127.0.0.1]:25");
+    }
+}

@@ -1,0 +1,135 @@
+//! The `maildoor` binary as a user runs it: --help, bad settings, the
+//! start-up log line, delivery, logs with the 4-tuple, SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{queue_id, Client};
+
+const BIN: &str = env!("CARGO_BIN_EXE_maildoor");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn help_tells_the_truth() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--maildir",
+        "--domain",
+        "--hostname",
+        "--config",
+        "--max-message-size",
+        "--log-level",
+        "MAILDOOR_",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn bad_settings_fail_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("md");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--maildir"])
+        .arg(&md)
+        .env("MAILDOOR_MAX_MESSAGE_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_message_size"), "{err}");
+    assert!(!md.exists(), "nothing may be created on a settings error");
+
+    let out = Command::new(BIN)
+        .args(["--listen", "localhost:twenty-five"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+}
+
+#[test]
+fn port_in_use_is_explained() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["--listen", &addr.to_string(), "--maildir"])
+        .arg(dir.path().join("md"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{addr} is taken by pid {}", std::process::id())),
+        "{err}"
+    );
+}
+
+#[test]
+fn runs_delivers_logs_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--hostname",
+            "cli.test",
+            "--maildir",
+        ])
+        .arg(dir.path().join("md"))
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    log.read_line(&mut first).unwrap();
+    assert!(
+        first.contains(&format!("listening on 127.0.0.1:{port} (pid {})", child.id())),
+        "{first}"
+    );
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr);
+    let id = queue_id(&c.deliver("a@b.c", &["user@cli.test"], b"Subject: cli\r\n\r\nhi"));
+    let client_port = c.stream.local_addr().unwrap().port();
+    // An idle session is told about the shutdown.
+    let mut idle = Client::connect(addr);
+    assert_eq!(idle.reply().code, 220);
+    std::thread::sleep(Duration::from_millis(100));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let r = idle.reply();
+    assert!(r.text.starts_with("421 4.3.2"), "{}", r.text);
+    let r = c.reply();
+    assert!(r.text.starts_with("421 4.3.2"), "{}", r.text);
+    let code = child.wait().unwrap();
+    assert!(code.success(), "exit status {code:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(rest.contains("connection opened"), "{rest}");
+    assert!(rest.contains(&format!("peer=127.0.0.1:{client_port}")), "{rest}");
+    assert!(rest.contains(&format!("local=127.0.0.1:{port}")), "{rest}");
+    assert!(rest.contains(&format!("queue_id={id}")), "{rest}");
+    assert!(rest.contains("message accepted"), "{rest}");
+    assert!(rest.contains("connection closed"), "{rest}");
+    assert_eq!(common::files(&dir.path().join("md/new")).len(), 1);
+    assert!(common::files(&dir.path().join("md/tmp")).is_empty());
+}
