@@ -11,6 +11,8 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+use crate::cidr::Cidr;
+
 /// The built-in defaults: the text of `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -36,6 +38,7 @@ struct Raw {
     max_errors: u32,
     max_connections: usize,
     max_connections_per_ip: usize,
+    limit_exempt: Vec<String>,
     command_timeout: f64,
     data_timeout: f64,
     shutdown_grace: f64,
@@ -53,6 +56,7 @@ const KEYS: &[&str] = &[
     "max_errors",
     "max_connections",
     "max_connections_per_ip",
+    "limit_exempt",
     "command_timeout",
     "data_timeout",
     "shutdown_grace",
@@ -81,6 +85,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Concurrent sessions per client IP.
     pub max_connections_per_ip: usize,
+    /// Clients exempt from the per-IP limit.
+    pub limit_exempt: Vec<Cidr>,
     /// Wait for the greeting's answer and each command.
     pub command_timeout: Duration,
     /// Wait for each block of DATA.
@@ -154,7 +160,8 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("listen")
-                .with_list_parse_key("domains"),
+                .with_list_parse_key("domains")
+                .with_list_parse_key("limit_exempt"),
         );
         let set = |b: config::ConfigBuilder<config::builder::DefaultState>, key: &str, v: config::Value| {
             b.set_override(key, v).map_err(|e| bad(key, e))
@@ -268,6 +275,11 @@ impl Settings {
             max_errors: raw.max_errors,
             max_connections: raw.max_connections,
             max_connections_per_ip: raw.max_connections_per_ip,
+            limit_exempt: raw
+                .limit_exempt
+                .iter()
+                .map(|c| c.parse().map_err(|e| bad("limit_exempt", e)))
+                .collect::<Result<_, _>>()?,
             command_timeout: secs("command_timeout", raw.command_timeout)?,
             data_timeout: secs("data_timeout", raw.data_timeout)?,
             shutdown_grace: secs("shutdown_grace", raw.shutdown_grace)?,
@@ -397,6 +409,7 @@ mod tests {
             ("MAILDOOR_DOMAINS", "bad domain", "domains"),
             ("MAILDOOR_HOSTNAME", "a/b", "hostname"),
             ("MAILDOOR_LOG_LEVEL", "loud[", "log_level"),
+            ("MAILDOOR_LIMIT_EXEMPT", "127.0.0.1/99", "limit_exempt"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load(&Overrides::default(), env(&[(k, v)]))

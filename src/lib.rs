@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cidr;
 pub mod config;
 pub mod server;
 pub mod session;

@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
+use crate::cidr::Cidr;
 use crate::config::Settings;
 use crate::session::{self, Conn, Shared};
 use crate::smtp::reply::{codes, Reply};
@@ -121,6 +122,7 @@ impl Server {
         let limits = Arc::new(Limits {
             total: self.settings.max_connections,
             per_ip: self.settings.max_connections_per_ip,
+            exempt: self.settings.limit_exempt.clone(),
             counts: Mutex::new(HashMap::new()),
             active: AtomicU64::new(0),
         });
@@ -253,6 +255,7 @@ pub fn port_holder(port: u16) -> Option<(u32, String)> {
 struct Limits {
     total: usize,
     per_ip: usize,
+    exempt: Vec<Cidr>,
     counts: Mutex<HashMap<IpAddr, usize>>,
     active: AtomicU64,
 }
@@ -270,7 +273,7 @@ impl Limits {
             return None;
         }
         let n = counts.entry(ip).or_insert(0);
-        if *n >= self.per_ip {
+        if *n >= self.per_ip && !self.exempt.iter().any(|c| c.contains(ip)) {
             return None;
         }
         *n += 1;

@@ -324,7 +324,10 @@ fn timeouts_and_error_limit_close_with_421() {
 
 #[test]
 fn connection_limit_per_ip() {
-    let srv = TestServer::with(|s| s.max_connections_per_ip = 2);
+    let srv = TestServer::with(|s| {
+        s.max_connections_per_ip = 2;
+        s.limit_exempt.clear();
+    });
     let mut a = srv.client();
     let mut b = srv.client();
     assert_eq!(a.reply().code, 220);
