@@ -17,10 +17,15 @@ impl Cidr {
     /// (`::ffff:192.0.2.1`) match IPv4 blocks.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_match(u128::from(u32::from(net)), u128::from(u32::from(ip)), self.prefix, 32)
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_match(
+                u128::from(u32::from(net)),
+                u128::from(u32::from(ip)),
+                self.prefix,
+                32,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_match(u128::from(net), u128::from(ip), self.prefix, 128)
             }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_match(u128::from(net), u128::from(ip), self.prefix, 128),
             _ => false,
         }
     }
@@ -43,7 +48,9 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let net: IpAddr = addr.parse().map_err(|_| format!("{s:?} is not an address or address/prefix"))?;
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or address/prefix"))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,

@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::session::{self, Conn, Shared};
 use crate::smtp::reply::{codes, Reply};
 use crate::smtp::state::Policy;
-use crate::store::Maildir;
+use crate::store::Store;
 
 /// Where the server is in its life; sessions watch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,12 +68,12 @@ impl Server {
     /// Opens the Maildir and binds every listen address. Fails before
     /// anything is served if any of them cannot be used.
     pub async fn bind(settings: Settings) -> Result<Server, StartError> {
-        let maildir =
-            Maildir::open(&settings.maildir, &settings.hostname).map_err(|source| StartError::Maildir {
+        let store =
+            Store::open(&settings.maildir, &settings.hostname).map_err(|source| StartError::Maildir {
                 path: settings.maildir.display().to_string(),
                 source,
             })?;
-        match maildir.clean_tmp(Duration::from_secs(36 * 3600)) {
+        match store.maildir().clean_tmp(Duration::from_secs(36 * 3600)) {
             Ok(0) => {}
             Ok(n) => info!(removed = n, "removed stale files older than 36 hours from tmp/"),
             Err(e) => warn!(error = %e, "could not clean tmp/"),
@@ -95,7 +95,7 @@ impl Server {
         };
         let shared = Arc::new(Shared {
             policy: Arc::new(policy),
-            maildir: Arc::new(maildir),
+            store: Arc::new(store),
             command_timeout: settings.command_timeout,
             data_timeout: settings.data_timeout,
             bare_lf: settings.bare_lf,

@@ -22,7 +22,7 @@ use crate::smtp::data::{DataDecoder, Progress};
 use crate::smtp::reply::{codes, Reply};
 use crate::smtp::state::{bare_lf_reply, DataOutcome, Next, Policy, Session};
 use crate::store::trace::{self, TraceInfo};
-use crate::store::{is_storage_full, Delivery, Maildir};
+use crate::store::{is_storage_full, Delivery, Store};
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -35,7 +35,7 @@ pub struct Shared {
     /// Protocol policy for the state machine.
     pub policy: Arc<Policy>,
     /// Where messages go.
-    pub maildir: Arc<Maildir>,
+    pub store: Arc<Store>,
     /// Wait for each command line.
     pub command_timeout: Duration,
     /// Wait for each block of DATA.
@@ -300,7 +300,7 @@ where
     let Some(env) = state.envelope() else {
         return Ok(DataOutcome::StoreFailed { full: false });
     };
-    let id = shared.maildir.next_id();
+    let id = shared.store.maildir().next_id();
     let info = TraceInfo {
         hello: state.hello(),
         peer: conn.peer,
@@ -309,7 +309,7 @@ where
         tls: state.is_tls(),
     };
     let header = trace::headers(&info, env, &env.rcpts, SystemTime::now());
-    let mut delivery = Delivery::begin(Arc::clone(&shared.maildir), id, header);
+    let mut delivery = Delivery::begin(Arc::clone(&shared.store), id, header);
     let mut decoder = DataDecoder::new();
     let max = shared.policy.max_message_size;
     let mut too_big = false;
@@ -377,7 +377,7 @@ where
             Ok(DataOutcome::Stored(id.to_string()))
         }
         Err(e) => {
-            warn!(session = conn.id, queue_id = %id, error = %e, maildir = %shared.maildir.root().display(), "delivery failed");
+            warn!(session = conn.id, queue_id = %id, error = %e, maildir = %shared.store.maildir().root().display(), "delivery failed");
             Ok(DataOutcome::StoreFailed {
                 full: is_storage_full(&e),
             })

@@ -79,26 +79,45 @@ impl Maildir {
     pub fn create(&self, id: &UniqueId) -> io::Result<TmpFile> {
         let path = self.root.join("tmp").join(format!("{}.{}", id, self.host));
         let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
-        Ok(TmpFile { file, path, size: 0 })
+        Ok(TmpFile {
+            file,
+            path,
+            size: 0,
+            id: id.clone(),
+        })
     }
 
-    /// Makes a finished message durable in `new/`: fsync the file, rename it
-    /// to `new/<id>.<host>,S=<size>`, fsync `new/`. Returns the final path.
-    /// On error the `tmp/` file is removed and nothing is left in `new/`.
-    pub fn commit(&self, id: &UniqueId, mut tmp: TmpFile) -> io::Result<PathBuf> {
-        tmp.file.sync_all()?;
-        let name = format!("{}.{},S={}", id, self.host, tmp.size);
-        let dest = self.root.join("new").join(name);
-        fs::rename(&tmp.path, &dest)?;
-        // The rename is done: the tmp file no longer exists to clean up.
-        tmp.path = PathBuf::new();
-        if let Err(e) = File::open(self.root.join("new")).and_then(|d| d.sync_all()) {
+    /// Makes one finished message durable in `new/`: fsync the file,
+    /// [`Maildir::publish`] it, fsync `new/`. Returns the final path. On
+    /// error nothing is left in `tmp/` or `new/`. (The server batches these
+    /// steps over many messages: see `store::commit`.)
+    pub fn commit(&self, tmp: TmpFile) -> io::Result<PathBuf> {
+        tmp.sync_data()?;
+        let dest = self.publish(tmp)?;
+        if let Err(e) = self.sync_new() {
             // Not known to be durable: take the message back out, so the
             // client's retry cannot produce a duplicate.
             let _ = fs::remove_file(&dest);
             return Err(e);
         }
         Ok(dest)
+    }
+
+    /// Renames a message whose data is already durable from `tmp/` to
+    /// `new/<id>.<host>,S=<size>`. The name is durable only after
+    /// [`Maildir::sync_new`].
+    pub fn publish(&self, mut tmp: TmpFile) -> io::Result<PathBuf> {
+        let name = format!("{}.{},S={}", tmp.id, self.host, tmp.size);
+        let dest = self.root.join("new").join(name);
+        fs::rename(&tmp.path, &dest)?;
+        // The rename is done: there is no tmp file left to clean up.
+        tmp.path = PathBuf::new();
+        Ok(dest)
+    }
+
+    /// Flushes `new/` itself, making every rename into it durable.
+    pub fn sync_new(&self) -> io::Result<()> {
+        File::open(self.root.join("new"))?.sync_all()
     }
 
     /// Removes `tmp/` files older than `age` (the Maildir convention is 36
@@ -129,6 +148,7 @@ pub struct TmpFile {
     file: File,
     path: PathBuf,
     size: u64,
+    id: UniqueId,
 }
 
 impl TmpFile {
@@ -142,6 +162,21 @@ impl TmpFile {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The message's unique id.
+    pub fn id(&self) -> &UniqueId {
+        &self.id
+    }
+
+    /// Flushes the file's data to disk (fdatasync).
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// The open file (for a file-system-wide flush, see `store::commit`).
+    pub fn file(&self) -> &File {
+        &self.file
     }
 }
 
@@ -177,7 +212,7 @@ mod tests {
         let mut tmp = md.create(&id).unwrap();
         tmp.write_all(b"Subject: hi\n\nbody\n").unwrap();
         assert_eq!(names(&dir.path().join("m/tmp")).len(), 1);
-        let path = md.commit(&id, tmp).unwrap();
+        let path = md.commit(tmp).unwrap();
         assert!(names(&dir.path().join("m/tmp")).is_empty());
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(name, format!("{id}.host\\057x\\072y,S=18"));

@@ -6,6 +6,7 @@
 //! the buffer fills, so a session's memory does not grow with the message;
 //! the blocking file work runs on tokio's blocking pool.
 
+pub mod commit;
 pub mod maildir;
 pub mod trace;
 
@@ -13,7 +14,31 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use commit::GroupCommit;
 pub use maildir::{Maildir, TmpFile, UniqueId};
+
+/// A Maildir and the commit pipeline that delivers into it.
+#[derive(Debug)]
+pub struct Store {
+    maildir: Arc<Maildir>,
+    committer: GroupCommit,
+}
+
+impl Store {
+    /// Opens (creating if needed) the Maildir at `root` and starts the
+    /// commit pipeline.
+    pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Self> {
+        Ok(Store {
+            maildir: Arc::new(Maildir::open(root, hostname)?),
+            committer: GroupCommit::start()?,
+        })
+    }
+
+    /// The Maildir.
+    pub fn maildir(&self) -> &Arc<Maildir> {
+        &self.maildir
+    }
+}
 
 /// Bytes of a message kept in memory before they are written to `tmp/`.
 pub const SPOOL_CHUNK: usize = 64 * 1024;
@@ -21,7 +46,7 @@ pub const SPOOL_CHUNK: usize = 64 * 1024;
 /// One message on its way into the Maildir.
 #[derive(Debug)]
 pub struct Delivery {
-    maildir: Arc<Maildir>,
+    store: Arc<Store>,
     id: UniqueId,
     buf: Vec<u8>,
     file: Option<TmpFile>,
@@ -35,11 +60,11 @@ pub fn is_storage_full(e: &io::Error) -> bool {
 
 impl Delivery {
     /// Starts a message `id` whose first bytes are `header`.
-    pub fn begin(maildir: Arc<Maildir>, id: UniqueId, header: String) -> Self {
+    pub fn begin(store: Arc<Store>, id: UniqueId, header: String) -> Self {
         let mut buf = Vec::with_capacity(SPOOL_CHUNK + 16 * 1024);
         buf.extend_from_slice(header.as_bytes());
         Delivery {
-            maildir,
+            store,
             id,
             buf,
             file: None,
@@ -68,7 +93,7 @@ impl Delivery {
             self.buf.clear();
             return;
         }
-        let maildir = Arc::clone(&self.maildir);
+        let maildir = Arc::clone(&self.store.maildir);
         let id = self.id.clone();
         let file = self.file.take();
         let buf = std::mem::take(&mut self.buf);
@@ -93,23 +118,19 @@ impl Delivery {
         }
     }
 
-    /// Writes what is left, makes the message durable in `new/` and
-    /// returns its path. Nothing remains in `tmp/` or `new/` on error.
+    /// Writes what is left, makes the message durable in `new/` (through
+    /// the group commit) and returns its path. Nothing remains in `tmp/`
+    /// or `new/` on error.
     pub async fn commit(mut self) -> io::Result<PathBuf> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        let maildir = Arc::clone(&self.maildir);
-        let id = self.id.clone();
-        let file = self.file.take();
-        let buf = std::mem::take(&mut self.buf);
-        tokio::task::spawn_blocking(move || {
-            let mut f = open_or(file, &maildir, &id)?;
-            f.write_all(&buf)?;
-            maildir.commit(&id, f)
-        })
-        .await
-        .map_err(io::Error::other)?
+        let maildir = Arc::clone(&self.store.maildir);
+        let rest = std::mem::take(&mut self.buf);
+        self.store
+            .committer
+            .commit(maildir, self.id.clone(), self.file.take(), rest)
+            .await
     }
 }
 

@@ -1,0 +1,261 @@
+//! Group commit: many messages made durable by one flush.
+//!
+//! A durable delivery needs two flushes: the message's data (before its
+//! name appears in `new/`), then `new/` itself (so the name survives a
+//! crash). Done per message, each session waits for two journal commits.
+//! Here two threads form a pipeline shared by all sessions:
+//!
+//! 1. *sync*: takes every message waiting, finishes writing each `tmp/`
+//!    file, and flushes all their data at once (`syncfs` on each file
+//!    system touched, or `fdatasync` when the batch holds one message);
+//! 2. *publish*: renames the batch into `new/`, fsyncs each `new/` once,
+//!    and only then answers each waiting session.
+//!
+//! While one batch is being published the next is being synced, so the
+//! two flushes overlap and every flush serves as many messages as arrived
+//! during the previous one. No session hears "done" before its message's
+//! data and name are both on disk.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::maildir::{Maildir, TmpFile, UniqueId};
+
+/// Most messages in one batch (bounds the memory of a batch).
+const MAX_BATCH: usize = 512;
+
+type Done = oneshot::Sender<io::Result<PathBuf>>;
+
+struct Job {
+    maildir: Arc<Maildir>,
+    id: UniqueId,
+    file: Option<TmpFile>,
+    rest: Vec<u8>,
+    done: Done,
+}
+
+struct Synced {
+    maildir: Arc<Maildir>,
+    tmp: TmpFile,
+    done: Done,
+}
+
+/// The handle sessions use to commit messages; the pipeline threads stop
+/// when the last handle is dropped.
+#[derive(Debug)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts the pipeline threads.
+    pub fn start() -> io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (synced_tx, synced_rx) = mpsc::channel::<Vec<Synced>>();
+        std::thread::Builder::new()
+            .name("maildoor-sync".into())
+            .spawn(move || sync_stage(rx, synced_tx))?;
+        std::thread::Builder::new()
+            .name("maildoor-publish".into())
+            .spawn(move || publish_stage(synced_rx))?;
+        Ok(GroupCommit { tx })
+    }
+
+    /// Writes `rest` to the message's `tmp/` file (created if `file` is
+    /// `None`), and returns once the message is durable in `new/`.
+    pub async fn commit(
+        &self,
+        maildir: Arc<Maildir>,
+        id: UniqueId,
+        file: Option<TmpFile>,
+        rest: Vec<u8>,
+    ) -> io::Result<PathBuf> {
+        let (done, wait) = oneshot::channel();
+        let job = Job {
+            maildir,
+            id,
+            file,
+            rest,
+            done,
+        };
+        self.tx.send(job).map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the commit pipeline has stopped")
+}
+
+/// A copy of an error for each message of a failed batch.
+fn copy(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match finish_file(&job.maildir, &job.id, job.file, &job.rest) {
+                Ok(tmp) => batch.push(Synced {
+                    maildir: job.maildir,
+                    tmp,
+                    done: job.done,
+                }),
+                Err(e) => {
+                    let _ = job.done.send(Err(e));
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if let Err(e) = flush_data(&batch) {
+            for s in batch {
+                let _ = s.done.send(Err(copy(&e)));
+            }
+            continue;
+        }
+        if out.send(batch).is_err() {
+            return;
+        }
+    }
+}
+
+fn finish_file(maildir: &Maildir, id: &UniqueId, file: Option<TmpFile>, rest: &[u8]) -> io::Result<TmpFile> {
+    let mut tmp = match file {
+        Some(f) => f,
+        None => maildir.create(id)?,
+    };
+    tmp.write_all(rest)?;
+    Ok(tmp)
+}
+
+/// Makes the data of every file in the batch durable: one `syncfs` per
+/// file system (a batch normally touches one), or a plain `fdatasync`
+/// for a batch of one.
+fn flush_data(batch: &[Synced]) -> io::Result<()> {
+    if let [one] = batch {
+        return one.tmp.sync_data();
+    }
+    let mut per_fs = HashMap::new();
+    for s in batch {
+        let dev = s.tmp.file().metadata()?.dev();
+        per_fs.entry(dev).or_insert(s);
+    }
+    for s in per_fs.values() {
+        rustix::fs::syncfs(s.tmp.file()).map_err(io::Error::from)?;
+    }
+    Ok(())
+}
+
+fn publish_stage(rx: mpsc::Receiver<Vec<Synced>>) {
+    while let Ok(mut batch) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+        }
+        let mut published = Vec::with_capacity(batch.len());
+        for s in batch {
+            match s.maildir.publish(s.tmp) {
+                Ok(path) => published.push((s.maildir, path, s.done)),
+                Err(e) => {
+                    let _ = s.done.send(Err(e));
+                }
+            }
+        }
+        // One fsync per distinct new/ directory in the batch.
+        let mut dirs: HashMap<PathBuf, Option<io::Error>> = HashMap::new();
+        for (maildir, _, _) in &published {
+            if !dirs.contains_key(maildir.root()) {
+                dirs.insert(maildir.root().to_path_buf(), maildir.sync_new().err());
+            }
+        }
+        for (maildir, path, done) in published {
+            let result = match dirs.get(maildir.root()) {
+                Some(Some(e)) => {
+                    // Not known to be durable: take it back out of new/.
+                    let _ = std::fs::remove_file(&path);
+                    Err(copy(e))
+                }
+                _ => Ok(path),
+            };
+            let _ = done.send(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn concurrent_commits_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Arc::new(Maildir::open(dir.path(), "h").unwrap());
+        let gc = Arc::new(GroupCommit::start().unwrap());
+        let paths = rt().block_on(async {
+            let mut tasks = Vec::new();
+            for i in 0..64u32 {
+                let (md, gc) = (Arc::clone(&md), Arc::clone(&gc));
+                tasks.push(tokio::spawn(async move {
+                    let id = md.next_id();
+                    let body = format!("message {i}\n").into_bytes();
+                    gc.commit(md, id, None, body).await.unwrap()
+                }));
+            }
+            let mut v = Vec::new();
+            for t in tasks {
+                v.push(t.await.unwrap());
+            }
+            v
+        });
+        assert_eq!(paths.len(), 64);
+        for p in &paths {
+            let text = std::fs::read_to_string(p).unwrap();
+            assert!(text.starts_with("message "));
+            let size: u64 = p.to_string_lossy().rsplit("S=").next().unwrap().parse().unwrap();
+            assert_eq!(size, text.len() as u64);
+        }
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failing_message_does_not_sink_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Arc::new(Maildir::open(dir.path().join("a"), "h").unwrap());
+        let gc = GroupCommit::start().unwrap();
+        let rt = rt();
+        // A message whose tmp file already exists cannot be created.
+        let id = md.next_id();
+        let clash = md.create(&id).unwrap();
+        let err = rt.block_on(gc.commit(Arc::clone(&md), id, None, b"x".to_vec()));
+        assert!(err.is_err());
+        drop(clash);
+        let ok = rt.block_on(gc.commit(Arc::clone(&md), md.next_id(), None, b"y".to_vec()));
+        assert!(ok.unwrap().exists());
+    }
+}
