@@ -42,7 +42,12 @@ struct Raw {
     command_timeout: f64,
     data_timeout: f64,
     shutdown_grace: f64,
+    max_session_time: f64,
+    min_data_rate: u64,
+    data_rate_grace: f64,
+    greet_delay: f64,
     bare_lf: String,
+    long_lines: String,
     log_level: String,
 }
 
@@ -60,7 +65,12 @@ const KEYS: &[&str] = &[
     "command_timeout",
     "data_timeout",
     "shutdown_grace",
+    "max_session_time",
+    "min_data_rate",
+    "data_rate_grace",
+    "greet_delay",
     "bare_lf",
+    "long_lines",
     "log_level",
 ];
 
@@ -93,8 +103,18 @@ pub struct Settings {
     pub data_timeout: Duration,
     /// Grace period for sessions in DATA at shutdown.
     pub shutdown_grace: Duration,
+    /// Longest a session may last.
+    pub max_session_time: Duration,
+    /// Slowest average DATA rate (octets/s) once `data_rate_grace` is over.
+    pub min_data_rate: u64,
+    /// Time a DATA transfer may take before its rate is checked.
+    pub data_rate_grace: Duration,
+    /// Silence required from the client before the greeting.
+    pub greet_delay: Duration,
     /// Bare LF policy.
     pub bare_lf: BareLf,
+    /// Refuse messages with lines over 1000 octets (`long_lines = "reject"`).
+    pub reject_long_lines: bool,
     /// Log filter (tracing-subscriber `EnvFilter` syntax).
     pub log_level: String,
 }
@@ -283,6 +303,24 @@ impl Settings {
             command_timeout: secs("command_timeout", raw.command_timeout)?,
             data_timeout: secs("data_timeout", raw.data_timeout)?,
             shutdown_grace: secs("shutdown_grace", raw.shutdown_grace)?,
+            max_session_time: secs("max_session_time", raw.max_session_time)?,
+            min_data_rate: raw.min_data_rate,
+            data_rate_grace: secs("data_rate_grace", raw.data_rate_grace)?,
+            greet_delay: if raw.greet_delay == 0.0 {
+                Duration::ZERO
+            } else {
+                secs("greet_delay", raw.greet_delay)?
+            },
+            reject_long_lines: match raw.long_lines.trim().to_ascii_lowercase().as_str() {
+                "accept" => false,
+                "reject" => true,
+                other => {
+                    return Err(bad(
+                        "long_lines",
+                        format!("{other:?} is not \"accept\" or \"reject\""),
+                    ))
+                }
+            },
             bare_lf: match raw.bare_lf.trim().to_ascii_lowercase().as_str() {
                 "normalize" => BareLf::Normalize,
                 "reject" => BareLf::Reject,
@@ -410,6 +448,9 @@ mod tests {
             ("MAILDOOR_HOSTNAME", "a/b", "hostname"),
             ("MAILDOOR_LOG_LEVEL", "loud[", "log_level"),
             ("MAILDOOR_LIMIT_EXEMPT", "127.0.0.1/99", "limit_exempt"),
+            ("MAILDOOR_LONG_LINES", "maybe", "long_lines"),
+            ("MAILDOOR_GREET_DELAY", "-2", "greet_delay"),
+            ("MAILDOOR_MAX_SESSION_TIME", "0", "max_session_time"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load(&Overrides::default(), env(&[(k, v)]))

@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 
 use crate::cidr::Cidr;
 use crate::config::Settings;
-use crate::session::{self, Conn, Shared};
+use crate::session::{self, Conn, SessionLimits, Shared};
 use crate::smtp::reply::{codes, Reply};
 use crate::smtp::state::Policy;
 use crate::store::Store;
@@ -96,9 +96,16 @@ impl Server {
         let shared = Arc::new(Shared {
             policy: Arc::new(policy),
             store: Arc::new(store),
-            command_timeout: settings.command_timeout,
-            data_timeout: settings.data_timeout,
-            bare_lf: settings.bare_lf,
+            limits: SessionLimits {
+                command_timeout: settings.command_timeout,
+                data_timeout: settings.data_timeout,
+                max_session_time: settings.max_session_time,
+                min_data_rate: settings.min_data_rate,
+                rate_grace: settings.data_rate_grace,
+                greet_delay: settings.greet_delay,
+                bare_lf: settings.bare_lf,
+                reject_long_lines: settings.reject_long_lines,
+            },
         });
         Ok(Server {
             listeners,

@@ -36,13 +36,34 @@ pub struct Shared {
     pub policy: Arc<Policy>,
     /// Where messages go.
     pub store: Arc<Store>,
-    /// Wait for each command line.
+    /// Time and content limits.
+    pub limits: SessionLimits,
+}
+
+/// The limits a session enforces (see config/default.toml for each).
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// Wait for each complete command line (RFC 5321 §4.5.3.2.7: 5 min).
     pub command_timeout: Duration,
-    /// Wait for each block of DATA.
+    /// Wait for each block of DATA (RFC 5321 §4.5.3.2.5: 3 min).
     pub data_timeout: Duration,
+    /// Longest a session may last, whatever it does.
+    pub max_session_time: Duration,
+    /// Slowest average DATA rate in octets/s, checked once `rate_grace`
+    /// has passed since 354.
+    pub min_data_rate: u64,
+    /// Time a DATA transfer may run before its average rate is checked.
+    pub rate_grace: Duration,
+    /// Silence required from the client before the greeting.
+    pub greet_delay: Duration,
     /// Bare LF policy.
     pub bare_lf: BareLf,
+    /// Whether message lines over 1000 octets are refused.
+    pub reject_long_lines: bool,
 }
+
+/// Longest text line of a message, CRLF excluded (RFC 5321 §4.5.3.1.6).
+pub const MAX_TEXT_LINE: usize = 998;
 
 /// The connection a session runs on: both ends, and its id for the log.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +91,8 @@ pub enum End {
     Shutdown,
     /// A socket error.
     IoError,
+    /// The client sent before the greeting.
+    EarlyTalker,
 }
 
 enum Read {
@@ -109,9 +132,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         Ok(())
     }
 
-    /// Reads more bytes, waiting at most `limit`. `stop_at` says from which
-    /// server phase on the read gives up for shutdown.
-    async fn fill(&mut self, limit: Duration, stop_at: ServerPhase) -> Read {
+    /// Reads more bytes, waiting until `deadline` at most. `stop_at` says
+    /// from which server phase on the read gives up for shutdown.
+    async fn fill(&mut self, deadline: Instant, stop_at: ServerPhase) -> Read {
         if self.lo == self.hi {
             self.lo = 0;
             self.hi = 0;
@@ -126,7 +149,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         let Some(space) = self.buf.get_mut(self.hi..) else {
             return Read::Error;
         };
-        let read = tokio::time::timeout(limit, self.stream.read(space));
+        // A deadline already past still polls the read once.
+        let read = tokio::time::timeout_at(deadline.into(), self.stream.read(space));
         let shutdown = self.shutdown.wait_for(|p| *p >= stop_at);
         tokio::select! {
             r = read => match r {
@@ -184,18 +208,46 @@ async fn drive<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let limits = &shared.limits;
+    let host = &shared.policy.hostname;
+    let session_end = Instant::now() + limits.max_session_time;
+    // RFC 5321 §4.3.1: the client waits for the greeting. One that talks
+    // first is a spam engine that does not; it gets 554 and is closed.
+    match wire
+        .fill(Instant::now() + limits.greet_delay, ServerPhase::Draining)
+        .await
+    {
+        Read::Timeout => {}
+        Read::Data => {
+            wire.reply(&Reply::new(
+                554,
+                codes::BAD_SEQUENCE,
+                format!("{host} Error: SMTP protocol synchronization (sent before the greeting)"),
+            ));
+            return End::EarlyTalker;
+        }
+        Read::Eof => return End::Disconnected,
+        Read::Error => return End::IoError,
+        Read::Shutdown => {
+            wire.reply(&shutdown_reply(host));
+            return End::Shutdown;
+        }
+    }
     let greeting = state.greeting();
     wire.reply(&greeting);
     if wire.flush().await.is_err() {
         return End::IoError;
     }
-    let reject_bare_lf = shared.bare_lf == BareLf::Reject;
+    let reject_bare_lf = limits.bare_lf == BareLf::Reject;
+    // The command timeout runs for a whole line, however it trickles in.
+    let mut line_deadline = Instant::now() + limits.command_timeout;
     // After an overlong line, bytes are dropped up to the next LF.
     let mut discarding = false;
     loop {
         while let Some(nl) = memchr::memchr(b'\n', wire.pending()) {
             let start = wire.lo;
             wire.lo += nl + 1;
+            line_deadline = Instant::now() + limits.command_timeout;
             if std::mem::take(&mut discarding) {
                 continue;
             }
@@ -218,7 +270,7 @@ where
                 if wire.flush().await.is_err() {
                     return End::IoError;
                 }
-                let outcome = match receive_data(wire, state, conn, shared).await {
+                let outcome = match receive_data(wire, state, conn, shared, session_end).await {
                     Ok(outcome) => outcome,
                     Err(end) => return end,
                 };
@@ -258,24 +310,32 @@ where
         if wire.flush().await.is_err() {
             return End::IoError;
         }
-        match wire.fill(shared.command_timeout, ServerPhase::Draining).await {
+        match wire
+            .fill(line_deadline.min(session_end), ServerPhase::Draining)
+            .await
+        {
             Read::Data => {}
             Read::Eof => return End::Disconnected,
             Read::Error => return End::IoError,
             Read::Timeout => {
-                wire.reply(&timeout_reply(&shared.policy.hostname));
+                wire.reply(&timeout_reply(host, session_end));
                 return End::Timeout;
             }
             Read::Shutdown => {
-                wire.reply(&shutdown_reply(&shared.policy.hostname));
+                wire.reply(&shutdown_reply(host));
                 return End::Shutdown;
             }
         }
     }
 }
 
-fn timeout_reply(host: &str) -> Reply {
-    Reply::new(421, codes::TIMEOUT, format!("{host} Error: timeout exceeded"))
+fn timeout_reply(host: &str, session_end: Instant) -> Reply {
+    let what = if Instant::now() >= session_end {
+        "session time limit exceeded"
+    } else {
+        "timeout exceeded"
+    };
+    Reply::new(421, codes::TIMEOUT, format!("{host} Error: {what}"))
 }
 
 fn shutdown_reply(host: &str) -> Reply {
@@ -293,6 +353,7 @@ async fn receive_data<S>(
     state: &Session,
     conn: &Conn,
     shared: &Shared,
+    session_end: Instant,
 ) -> Result<DataOutcome, End>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -312,6 +373,9 @@ where
     let mut delivery = Delivery::begin(Arc::clone(&shared.store), id, header);
     let mut decoder = DataDecoder::new();
     let max = shared.policy.max_message_size;
+    let limits = &shared.limits;
+    let host = &shared.policy.hostname;
+    let started = Instant::now();
     let mut too_big = false;
     loop {
         if !wire.pending().is_empty() {
@@ -334,27 +398,49 @@ where
                 delivery.spill_if_full().await;
             }
         }
-        match wire.fill(shared.data_timeout, ServerPhase::Abort).await {
+        let deadline = (Instant::now() + limits.data_timeout).min(session_end);
+        match wire.fill(deadline, ServerPhase::Abort).await {
             Read::Data => {}
             Read::Eof => return Err(End::Disconnected),
             Read::Error => return Err(End::IoError),
             Read::Timeout => {
-                wire.reply(&timeout_reply(&shared.policy.hostname));
+                wire.reply(&timeout_reply(host, session_end));
                 return Err(End::Timeout);
             }
             Read::Shutdown => {
-                wire.reply(&shutdown_reply(&shared.policy.hostname));
+                wire.reply(&shutdown_reply(host));
                 return Err(End::Shutdown);
             }
+        }
+        // Slowloris: a trickle that never times out still has to keep up
+        // an average rate once the grace period is over.
+        let elapsed = started.elapsed();
+        let expected = limits.min_data_rate as f64 * elapsed.as_secs_f64();
+        if elapsed > limits.rate_grace && (decoder.wire_size() as f64) < expected {
+            wire.reply(&Reply::new(
+                421,
+                codes::TIMEOUT,
+                format!("{host} Error: data rate too low"),
+            ));
+            return Err(End::Timeout);
         }
     }
     if too_big {
         info!(session = conn.id, queue_id = %delivery.id(), size = decoder.wire_size(), max, "message refused: too big");
         return Ok(DataOutcome::TooBig);
     }
-    if decoder.saw_bare_lf() && shared.bare_lf == BareLf::Reject {
+    if decoder.saw_bare_lf() && limits.bare_lf == BareLf::Reject {
         info!(session = conn.id, queue_id = %delivery.id(), "message refused: bare LF");
         return Ok(DataOutcome::Rejected(bare_lf_reply()));
+    }
+    if limits.reject_long_lines && decoder.longest_line() > MAX_TEXT_LINE {
+        info!(session = conn.id, queue_id = %delivery.id(), longest = decoder.longest_line(), "message refused: line too long");
+        // RFC 5321 §4.5.3.1: "500 Line too long".
+        return Ok(DataOutcome::Rejected(Reply::new(
+            500,
+            codes::LINE_TOO_LONG,
+            "Error: message has a line longer than 1000 octets",
+        )));
     }
     let id = delivery.id().clone();
     let from = env.from.to_string();

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::Duration;
 
 use common::{files, queue_id, split_trace, Client, TestServer};
@@ -384,4 +385,105 @@ fn address_in_use_names_the_holder() {
     assert!(err.contains(&addr.to_string()), "{err}");
     assert!(err.contains("already in use"), "{err}");
     assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+}
+
+#[test]
+fn early_talker_gets_554() {
+    let srv = TestServer::with(|s| s.greet_delay = Duration::from_millis(300));
+    let mut c = srv.client();
+    c.send(b"EHLO eager.test\r\n");
+    let r = c.reply();
+    assert!(r.text.starts_with("554 5.5.1"), "{}", r.text);
+    assert!(c.try_reply().is_none());
+    // A patient client is greeted after the delay.
+    let mut c = srv.client();
+    assert_eq!(c.reply().code, 220);
+    assert_eq!(c.cmd("EHLO patient.test").code, 250);
+}
+
+#[test]
+fn trickling_client_hits_the_session_limit() {
+    let srv = TestServer::with(|s| s.max_session_time = Duration::from_millis(600));
+    let mut c = srv.client();
+    c.reply();
+    // One byte every 50 ms never trips the command timeout, but the
+    // session as a whole is bounded.
+    let mut r = None;
+    for b in b"NOOP ".iter().cycle().take(100) {
+        if c.stream.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        c.stream.set_nonblocking(true).unwrap();
+        let mut peek = [0u8; 1];
+        let got = c.stream.peek(&mut peek);
+        c.stream.set_nonblocking(false).unwrap();
+        if matches!(got, Ok(n) if n > 0) {
+            r = Some(c.reply());
+            break;
+        }
+    }
+    let r = r.expect("the server should have closed the session");
+    assert!(r.text.starts_with("421 4.4.2"), "{}", r.text);
+    assert!(r.text.contains("session time limit"), "{}", r.text);
+}
+
+#[test]
+fn slow_data_rate_is_cut_off() {
+    let srv = TestServer::with(|s| {
+        s.min_data_rate = 1_000_000;
+        s.data_rate_grace = Duration::from_millis(200);
+    });
+    let mut c = srv.client();
+    c.reply();
+    c.cmd("EHLO x");
+    c.cmd("MAIL FROM:<a@b.c>");
+    c.cmd("RCPT TO:<u@localhost>");
+    c.cmd("DATA");
+    let mut closed = None;
+    for _ in 0..100 {
+        if c.stream.write_all(b"slow line\r\n").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        c.stream.set_nonblocking(true).unwrap();
+        let mut peek = [0u8; 1];
+        let got = c.stream.peek(&mut peek);
+        c.stream.set_nonblocking(false).unwrap();
+        if matches!(got, Ok(n) if n > 0) {
+            closed = Some(c.reply());
+            break;
+        }
+    }
+    let r = closed.expect("the server should have cut the slow transfer");
+    assert!(r.text.starts_with("421 4.4.2"), "{}", r.text);
+    assert!(srv.wait_files("tmp", 0).is_empty());
+    assert!(srv.files("new").is_empty());
+}
+
+#[test]
+fn long_lines_setting() {
+    let long = "y".repeat(1500);
+    let body = format!("Subject: long\r\n\r\n{long}\r\nshort");
+    let srv = TestServer::start();
+    assert_eq!(
+        srv.client()
+            .deliver("a@b.c", &["u@localhost"], body.as_bytes())
+            .code,
+        250
+    );
+    let (_, stored) = split_trace(&std::fs::read(&srv.files("new")[0]).unwrap());
+    assert_eq!(stored, format!("Subject: long\n\n{long}\nshort\n").into_bytes());
+
+    let srv = TestServer::with(|s| s.reject_long_lines = true);
+    let r = srv.client().deliver("a@b.c", &["u@localhost"], body.as_bytes());
+    assert!(r.text.starts_with("500 5.5.6"), "{}", r.text);
+    assert!(srv.files("new").is_empty());
+    let ok = format!("{}\r\n", "z".repeat(998));
+    assert_eq!(
+        srv.client()
+            .deliver("a@b.c", &["u@localhost"], ok.as_bytes())
+            .code,
+        250
+    );
 }

@@ -15,6 +15,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub addrs: Vec<SocketAddr>,
     pub dir: tempfile::TempDir,
+    maildir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -34,6 +35,7 @@ impl TestServer {
         s.domains = vec!["localhost".into(), "example.org".into()];
         s.shutdown_grace = Duration::from_secs(2);
         f(&mut s);
+        let maildir = s.maildir.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -51,13 +53,14 @@ impl TestServer {
             addr: addrs[0],
             addrs,
             dir,
+            maildir,
             stop: Some(tx),
             thread: Some(thread),
         }
     }
 
     pub fn maildir(&self) -> PathBuf {
-        self.dir.path().join("maildir")
+        self.maildir.clone()
     }
 
     pub fn client(&self) -> Client {
