@@ -146,7 +146,9 @@ pub fn run(
 fn rows(sel: &Selection, err: &mut dyn Write) -> Result<Vec<Row>, MailboxError> {
     let mut rows = Vec::new();
     for entry in sel.mailbox.scan()? {
-        let row = Row::read(&entry);
+        let Some(row) = Row::read(&entry) else {
+            continue;
+        };
         if let Err(why) = &row.summary {
             let _ = writeln!(
                 err,

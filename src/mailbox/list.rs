@@ -19,16 +19,18 @@ pub struct Row {
 }
 
 impl Row {
-    /// Reads the header block of `entry`.
-    pub fn read(entry: &Entry) -> Row {
+    /// Reads the header block of `entry`; `None` when the file is gone
+    /// (another reader moved or deleted it since the directory was read).
+    pub fn read(entry: &Entry) -> Option<Row> {
         let summary = match read_header_block(&entry.path) {
             Ok(block) => message::summarize(&block).map_err(|e: Invalid| e.to_string()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => Err(e.to_string()),
         };
-        Row {
+        Some(Row {
             entry: entry.clone(),
             summary,
-        }
+        })
     }
 
     /// True when the message is for `user` (normalised address).
@@ -55,11 +57,8 @@ impl Row {
                 display_addresses(&s.to),
                 s.subject.clone(),
             ),
-            Err(why) => (
-                String::new(),
-                String::new(),
-                format!("(not a valid message: {why})"),
-            ),
+            // The reason is in the warning on stderr and in the JSON.
+            Err(_) => (String::new(), String::new(), "(not a valid message)".to_string()),
         };
         writeln!(
             out,
@@ -189,6 +188,32 @@ mod tests {
         assert_eq!(utc(1_795_606_291, false), "2026-11-25 11:31:31");
         assert_eq!(utc(951_782_400, true), "2000-02-29T00:00:00Z");
         assert_eq!(utc(-1, true), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn vanished_files_are_skipped_and_junk_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |file: &str| Entry {
+            folder: super::super::Folder::New,
+            name: super::super::MessageName::parse(file),
+            path: dir.path().join(file),
+            delivered: (0, 0),
+            size: 0,
+            short: "abcdef0".into(),
+        };
+        assert!(Row::read(&entry("gone")).is_none());
+        std::fs::write(dir.path().join("junk"), b"no header here").unwrap();
+        let row = Row::read(&entry("junk")).unwrap();
+        assert!(row.summary.is_err());
+        let mut line = Vec::new();
+        row.write_line(&mut line).unwrap();
+        let line = String::from_utf8(line).unwrap();
+        assert!(line.contains("(not a valid message)"), "{line}");
+        let mut json = Vec::new();
+        row.write_json(&mut json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["error"], "does not start with a header line");
     }
 
     #[test]

@@ -61,7 +61,9 @@ pub async fn watch(
             if known.contains(&entry.name.file) {
                 continue;
             }
-            let row = Row::read(entry);
+            let Some(row) = Row::read(entry) else {
+                continue;
+            };
             if let Err(why) = &row.summary {
                 let _ = writeln!(
                     err,
