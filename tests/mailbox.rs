@@ -670,3 +670,77 @@ fn mblaze_lists_and_shows_what_maildoor_reads() {
         .unwrap();
     assert_eq!(blob.stdout, (0u8..200).collect::<Vec<u8>>());
 }
+
+/// Bonus reader: mutt in batch mode (through `script`, which gives it the
+/// terminal it insists on) pipes each message, decoded, to a file. mutt
+/// is not in CI's install list, so it is skipped when missing even with
+/// MAILDOOR_REQUIRE_CLIENTS=1.
+#[test]
+fn mutt_reads_what_maildoor_reads() {
+    let found = ["mutt", "script", "timeout"].iter().all(|p| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !found {
+        eprintln!("SKIP: mutt (or script) not installed; this check is optional");
+        return;
+    }
+    let srv = TestServer::start();
+    let n = real_fixtures(&srv);
+    let md = srv.maildir();
+    let work = srv.dir.path().join("mutt");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("muttrc"),
+        "set mbox_type=Maildir\nset folder=.\nset pipe_decode=yes\nset wait_key=no\nset mark_old=no\nset move=no\nset charset=utf-8\nset quit=yes\n",
+    )
+    .unwrap();
+    let mut keys = String::from("<first-entry>");
+    for i in 0..n {
+        keys.push_str(&format!("<pipe-message>cat > out{i}.txt<enter><next-entry>"));
+    }
+    keys.push_str("<quit>");
+    let mutt = format!("mutt -n -F muttrc -f {} -e 'push \"{keys}\"'", md.display());
+    let out = Command::new("timeout")
+        .args(["30", "script", "-qec", &mutt, "/dev/null"])
+        .current_dir(&work)
+        .env("HOME", &work)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mutt via script: {:?}", out.status);
+    let mut mutt_seen: Vec<(String, String, String)> = (0..n)
+        .map(|i| {
+            let text =
+                std::fs::read_to_string(work.join(format!("out{i}.txt"))).expect("mutt piped the message");
+            let (head, body) = text.split_once("\n\n").unwrap();
+            let field = |name: &str| {
+                head.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            // mutt shows the text part, then notes about parts it cannot show.
+            let body = body.split("\n[-- ").next().unwrap_or_default();
+            (field("Subject"), field("From"), body.trim_end().to_string())
+        })
+        .collect();
+    mutt_seen.sort();
+    let mut want: Vec<(String, String, String)> = maildoor_reads(&md)
+        .into_iter()
+        .map(|(s, f, t, _)| (s, f, t))
+        .collect();
+    want.sort();
+    // mutt puts the text attachment inline after the body; compare the start.
+    for (m, w) in mutt_seen.iter().zip(&want) {
+        assert_eq!((&m.0, &m.1), (&w.0, &w.1));
+        assert!(m.2.starts_with(&w.2), "mutt: {:?}\nmaildoor: {:?}", m.2, w.2);
+    }
+    assert_eq!(mutt_seen.len(), want.len());
+    // mutt left the Maildir as it was: maildoor still lists everything new.
+    let rows = json_lines(&ok(mailbox(&md, &["list", "--json"])));
+    assert!(rows.iter().all(|r| r["status"] == "new"), "{rows:?}");
+}
