@@ -227,4 +227,15 @@ mod tests {
         assert_eq!(h, hash_hex("1795606291.M586647P9934Q0"));
         assert_ne!(h, hash_hex("1795606291.M586647P9934Q1"));
     }
+
+    proptest::proptest! {
+        /// Any file name reads without a panic and keeps its unique part.
+        #[test]
+        fn any_name_reads(file in "[0-9.MPQ:,S=a-z\\\\x{e9}]{0,40}") {
+            let n = MessageName::parse(&file);
+            proptest::prop_assert!(file.starts_with(&n.unique));
+            proptest::prop_assert!(n.with_flag('S').starts_with(&n.unique));
+            let _ = short_ids(&[hash_hex(&n.queue_id), hash_hex(&file)]);
+        }
+    }
 }

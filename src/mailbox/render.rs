@@ -225,4 +225,26 @@ mod tests {
         assert_eq!(h.len(), 5);
         assert_eq!(h.get(2), Some(&("Subject".to_string(), "Äää".to_string())));
     }
+
+    proptest::proptest! {
+        /// Whatever a file holds, reading it is a value or an error, never
+        /// a panic: messages built from MIME-ish pieces, and plain bytes.
+        #[test]
+        fn never_panics(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "Content-Type: multipart/mixed; boundary=X\n", "Content-Type: text/plain; charset=iso-8859-1\n",
+                "Content-Transfer-Encoding: base64\n", "Content-Transfer-Encoding: quoted-printable\n",
+                "Content-Disposition: attachment; filename*=UTF-8''%C3%A4\n", "Subject: =?UTF-8?B?w6Q=?=\n",
+                "\n", "\r\n", "--X\n", "--X--", "--X", "=\n", "=E2=8\n", "AAE=\n", "!!!\n", "\x00ÿ", " fold\n",
+            ]), 0..24),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut raw: Vec<u8> = pieces.concat().into_bytes();
+            raw.extend_from_slice(&tail);
+            let _ = readable(&raw);
+            let _ = all_headers(&raw);
+            let _ = crate::mailbox::message::summarize(&raw);
+            let _ = readable(&tail);
+        }
+    }
 }
