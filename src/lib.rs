@@ -3,13 +3,14 @@
 //! The library is what the binary and the integration tests share: build
 //! [`Settings`], [`Server::bind`] them (port 0 works), then [`Server::run`].
 //! The protocol core in [`smtp`] is sans-IO; [`session`] and [`server`]
-//! only move bytes; [`store`] writes the Maildir.
+//! only move bytes; [`store`] writes the Maildir; [`mailbox`] reads it back.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cidr;
 pub mod config;
+pub mod mailbox;
 pub mod server;
 pub mod session;
 pub mod smtp;

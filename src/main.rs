@@ -50,6 +50,8 @@ struct Cli {
 enum Cmd {
     /// Run the SMTP server (what maildoor does without a subcommand).
     Serve,
+    /// Read the mail in the Maildir (--maildir DIR or the configured one).
+    Mailbox(maildoor::mailbox::MailboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,22 @@ fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(Cmd::Serve) => serve(settings, cli.log_level.is_some()),
+        Some(Cmd::Mailbox(args)) => mailbox(&args, &settings.maildir),
+    }
+}
+
+/// Runs `maildoor mailbox ...`: exit 0, or 1 with the error on stderr. A
+/// closed stdout (`| head`) is not an error.
+fn mailbox(args: &maildoor::mailbox::MailboxArgs, maildir: &std::path::Path) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr();
+    match maildoor::mailbox::cli::run(args, maildir, &mut out, &mut err) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("maildoor: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -217,3 +217,25 @@ pub fn split_trace(stored: &[u8]) -> (String, Vec<u8>) {
         stored[idx..].to_vec(),
     )
 }
+
+/// True when `program` is on PATH. Otherwise a skip that says so, or a
+/// panic when MAILDOOR_REQUIRE_CLIENTS=1 (as in CI).
+pub fn have_tool(program: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("MAILDOOR_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+            panic!("{program} is required (MAILDOOR_REQUIRE_CLIENTS=1) but not installed");
+        }
+        eprintln!("SKIP: {program} not installed; set MAILDOOR_REQUIRE_CLIENTS=1 to make this a failure");
+    }
+    found
+}
+
+/// Turns LF line ends into CRLF, as SMTP wants them on the wire.
+pub fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\n', "\r\n")
+}

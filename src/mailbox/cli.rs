@@ -1,0 +1,219 @@
+//! The `maildoor mailbox` subcommands: their flags (clap) and what each one
+//! does, writing to the given output and error streams so tests can run
+//! them without a terminal.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use super::list::Row;
+use super::message::normalize_address;
+use super::{read_message, render, watch, Folder, Mailbox, MailboxError};
+
+/// `maildoor mailbox`: read the mail in the Maildir.
+#[derive(Debug, Args)]
+pub struct MailboxArgs {
+    /// Only mail for this address: the per-recipient Maildir
+    /// <maildir>/<domain>/<local-part>/ when there is one, else the messages
+    /// whose envelope recipient, To or Cc is ADDR.
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub user: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: MailboxCmd,
+}
+
+/// The mailbox subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailboxCmd {
+    /// One line per message, oldest first: short id, date (UTC), from, to,
+    /// subject, size, and new/old/seen.
+    List {
+        /// One JSON object per line instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a message (headers, text, attachments) and mark it seen.
+    Show {
+        /// Queue id, a unique prefix of it, or the short id from `list`.
+        id: String,
+        /// Print the stored bytes exactly.
+        #[arg(long, conflicts_with = "headers")]
+        raw: bool,
+        /// Print every header, decoded.
+        #[arg(long)]
+        headers: bool,
+        /// Leave the message unseen (no move to cur/).
+        #[arg(long)]
+        peek: bool,
+    },
+    /// Print a line for each message arriving in new/, until Ctrl-C.
+    Watch {
+        /// One JSON object per line instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a message.
+    Delete {
+        /// Queue id, a unique prefix of it, or the short id from `list`.
+        id: String,
+    },
+    /// Count the messages: total, new (in new/), seen.
+    Count {
+        /// Print a JSON object instead.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The Maildir to read, and the user whose messages to keep when it is
+/// shared.
+struct Selection {
+    mailbox: Mailbox,
+    filter: Option<String>,
+}
+
+fn select(root: &Path, user: Option<&str>) -> Result<Selection, MailboxError> {
+    match user {
+        None => Ok(Selection {
+            mailbox: Mailbox::open(root)?,
+            filter: None,
+        }),
+        Some(user) => {
+            let (mailbox, own) = Mailbox::open_for_user(root, user)?;
+            Ok(Selection {
+                mailbox,
+                filter: (!own).then(|| normalize_address(user)),
+            })
+        }
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> MailboxError {
+    MailboxError::Io {
+        path: "<stdout>".into(),
+        source: e,
+    }
+}
+
+/// Runs one `maildoor mailbox` command on the Maildir at `root`. Results
+/// go to `out`; warnings (files that are not messages) to `err`.
+pub fn run(
+    args: &MailboxArgs,
+    root: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), MailboxError> {
+    let sel = select(root, args.user.as_deref())?;
+    match &args.cmd {
+        MailboxCmd::List { json } => list(&sel, *json, out, err),
+        MailboxCmd::Show {
+            id,
+            raw,
+            headers,
+            peek,
+        } => show(&sel.mailbox, id, *raw, *headers, *peek, out),
+        MailboxCmd::Delete { id } => {
+            let entry = sel.mailbox.resolve(id)?;
+            sel.mailbox.delete(&entry)?;
+            writeln!(out, "deleted {} ({})", entry.name.queue_id, entry.name.file).map_err(stdout_error)
+        }
+        MailboxCmd::Count { json } => count(&sel, *json, out, err),
+        MailboxCmd::Watch { json } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| MailboxError::Io {
+                    path: "<runtime>".into(),
+                    source: e,
+                })?;
+            runtime.block_on(watch::watch(
+                &sel.mailbox,
+                sel.filter.as_deref(),
+                *json,
+                out,
+                err,
+                watch::interrupted(),
+            ))
+        }
+    }
+}
+
+/// The rows of the selection, warning on `err` about files that are not
+/// messages (those stay in an unfiltered list, so they can be deleted).
+fn rows(sel: &Selection, err: &mut dyn Write) -> Result<Vec<Row>, MailboxError> {
+    let mut rows = Vec::new();
+    for entry in sel.mailbox.scan()? {
+        let Some(row) = Row::read(&entry) else {
+            continue;
+        };
+        if let Err(why) = &row.summary {
+            let _ = writeln!(
+                err,
+                "maildoor: warning: {}: not a valid message: {why}",
+                entry.path.display()
+            );
+        }
+        if sel.filter.as_deref().is_some_and(|u| !row.is_for(u)) {
+            continue;
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn list(sel: &Selection, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), MailboxError> {
+    for row in rows(sel, err)? {
+        if json {
+            row.write_json(out).map_err(stdout_error)?;
+        } else {
+            row.write_line(out).map_err(stdout_error)?;
+        }
+    }
+    out.flush().map_err(stdout_error)
+}
+
+fn count(sel: &Selection, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), MailboxError> {
+    let rows = rows(sel, err)?;
+    let total = rows.len();
+    let new = rows.iter().filter(|r| r.entry.folder == Folder::New).count();
+    let seen = rows.iter().filter(|r| r.entry.name.is_seen()).count();
+    let line = if json {
+        serde_json::json!({ "total": total, "new": new, "seen": seen }).to_string()
+    } else {
+        format!("{total} total, {new} new, {seen} seen")
+    };
+    writeln!(out, "{line}").map_err(stdout_error)
+}
+
+fn show(
+    mb: &Mailbox,
+    id: &str,
+    raw: bool,
+    headers: bool,
+    peek: bool,
+    out: &mut dyn Write,
+) -> Result<(), MailboxError> {
+    let entry = mb.resolve(id)?;
+    let bytes = read_message(&entry.path)?;
+    let invalid = |reason| MailboxError::InvalidMessage {
+        path: entry.path.clone(),
+        reason,
+    };
+    if raw {
+        out.write_all(&bytes).map_err(stdout_error)?;
+    } else if headers {
+        let all = render::all_headers(&bytes).map_err(invalid)?;
+        render::write_headers(out, &all).map_err(stdout_error)?;
+    } else {
+        let readable = render::readable(&bytes).map_err(invalid)?;
+        render::write_readable(out, &readable).map_err(stdout_error)?;
+    }
+    out.flush().map_err(stdout_error)?;
+    if !peek {
+        mb.mark_seen(&entry)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! One line per message, for `list` and `watch`: a table row for people,
+//! or a JSON object for programs.
+
+use std::io::{self, Write};
+
+use serde_json::json;
+
+use super::message::{self, sanitize, Invalid, Summary};
+use super::{read_header_block, Entry};
+
+/// A message as `list` shows it: its file facts and decoded headers (or
+/// why it could not be read as a message).
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The file.
+    pub entry: Entry,
+    /// The decoded headers, or why there are none.
+    pub summary: Result<Summary, String>,
+}
+
+impl Row {
+    /// Reads the header block of `entry`; `None` when the file is gone
+    /// (another reader moved or deleted it since the directory was read).
+    pub fn read(entry: &Entry) -> Option<Row> {
+        let summary = match read_header_block(&entry.path) {
+            Ok(block) => message::summarize(&block).map_err(|e: Invalid| e.to_string()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => Err(e.to_string()),
+        };
+        Some(Row {
+            entry: entry.clone(),
+            summary,
+        })
+    }
+
+    /// True when the message is for `user` (normalised address).
+    pub fn is_for(&self, user: &str) -> bool {
+        self.summary.as_ref().is_ok_and(|s| s.is_for(user))
+    }
+
+    /// The date shown: the `Date:` header, else the delivery time.
+    fn unix_date(&self) -> i64 {
+        let delivered = i64::try_from(self.entry.delivered.0).unwrap_or(i64::MAX);
+        self.summary
+            .as_ref()
+            .ok()
+            .and_then(|s| s.date_unix)
+            .unwrap_or(delivered)
+    }
+
+    /// A table row: short id, date (UTC), from, to, subject, size, status.
+    pub fn write_line(&self, out: &mut dyn Write) -> io::Result<()> {
+        let e = &self.entry;
+        let (from, to, subject) = match &self.summary {
+            Ok(s) => (
+                display_names(&s.from),
+                display_addresses(&s.to),
+                s.subject.clone(),
+            ),
+            // The reason is in the warning on stderr and in the JSON.
+            Err(_) => (String::new(), String::new(), "(not a valid message)".to_string()),
+        };
+        writeln!(
+            out,
+            "{:<8} {} {} {} {} {:>8} {}",
+            e.short,
+            utc(self.unix_date(), false).get(..16).unwrap_or_default(),
+            fit(&from, 22),
+            fit(&to, 22),
+            fit(&subject, 40),
+            e.size,
+            e.status()
+        )
+    }
+
+    /// One JSON object on one line.
+    pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        let e = &self.entry;
+        let mut v = json!({
+            "id": e.name.queue_id,
+            "short": e.short,
+            "file": e.name.file,
+            "folder": e.folder,
+            "status": e.status(),
+            "seen": e.name.is_seen(),
+            "flags": e.name.flags,
+            "size": e.size,
+            "delivered": e.delivered.0,
+            "date_utc": utc(self.unix_date(), true),
+            "valid": self.summary.is_ok(),
+        });
+        match (&self.summary, v.as_object_mut()) {
+            (Ok(s), Some(obj)) => {
+                if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(s) {
+                    obj.extend(fields);
+                }
+            }
+            (Err(why), Some(obj)) => {
+                obj.insert("error".into(), json!(why));
+            }
+            _ => {}
+        }
+        serde_json::to_writer(&mut *out, &v).map_err(io::Error::other)?;
+        writeln!(out)
+    }
+}
+
+/// Display names (or bare addresses) of an address list, comma-separated.
+fn display_names(value: &str) -> String {
+    match mailparse::addrparse(value) {
+        Ok(list) if !list.is_empty() => list
+            .iter()
+            .map(|a| match a {
+                mailparse::MailAddr::Single(s) => s.display_name.clone().unwrap_or_else(|| s.addr.clone()),
+                mailparse::MailAddr::Group(g) => g.group_name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => value.to_string(),
+    }
+}
+
+/// The bare addresses of an address list, comma-separated.
+fn display_addresses(value: &str) -> String {
+    let list = message::addresses_in(value);
+    if list.is_empty() {
+        value.to_string()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// `s` sanitised for a terminal, cut or padded to exactly `width` chars.
+fn fit(s: &str, width: usize) -> String {
+    let s = sanitize(s, false);
+    let n = s.chars().count();
+    if n > width {
+        let mut cut: String = s.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    } else {
+        format!("{s}{}", " ".repeat(width - n))
+    }
+}
+
+/// A Unix time in UTC: `2026-11-25 11:31:31`, or RFC 3339
+/// `2026-11-25T11:31:31Z` when `rfc3339`.
+pub fn utc(secs: i64, rfc3339: bool) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = date_of(days);
+    let (sep, zone) = if rfc3339 { ('T', "Z") } else { (' ', "") };
+    format!(
+        "{y:04}-{m:02}-{d:02}{sep}{:02}:{:02}:{:02}{zone}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 as a proleptic Gregorian (year, month, day),
+/// counting in 400-year cycles of 146 097 days from 0000-03-01.
+fn date_of(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468; // 0000-03-01 to 1970-01-01
+    let cycle = shifted.div_euclid(146_097);
+    let day_of_cycle = shifted.rem_euclid(146_097);
+    let year_of_cycle =
+        (day_of_cycle - day_of_cycle / 1460 + day_of_cycle / 36_524 - day_of_cycle / 146_096) / 365;
+    let day_of_year = day_of_cycle - (365 * year_of_cycle + year_of_cycle / 4 - year_of_cycle / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_cycle + cycle * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_utc() {
+        assert_eq!(utc(0, true), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_795_606_291, false), "2026-11-25 11:31:31");
+        assert_eq!(utc(951_782_400, true), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(-1, true), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn vanished_files_are_skipped_and_junk_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |file: &str| Entry {
+            folder: super::super::Folder::New,
+            name: super::super::MessageName::parse(file),
+            path: dir.path().join(file),
+            delivered: (0, 0),
+            size: 0,
+            short: "abcdef0".into(),
+        };
+        assert!(Row::read(&entry("gone")).is_none());
+        std::fs::write(dir.path().join("junk"), b"no header here").unwrap();
+        let row = Row::read(&entry("junk")).unwrap();
+        assert!(row.summary.is_err());
+        let mut line = Vec::new();
+        row.write_line(&mut line).unwrap();
+        let line = String::from_utf8(line).unwrap();
+        assert!(line.contains("(not a valid message)"), "{line}");
+        let mut json = Vec::new();
+        row.write_json(&mut json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["error"], "does not start with a header line");
+    }
+
+    #[test]
+    fn columns_fit() {
+        assert_eq!(fit("abc", 5), "abc  ");
+        assert_eq!(fit("abcdef", 5), "abcd…");
+        assert_eq!(fit("Grüße\x1b", 6), "Grüße\u{FFFD}");
+        assert_eq!(display_names("=?x?= <a@b>, \"C D\" <c@d>"), "=?x?=, C D");
+        assert_eq!(display_addresses("A <a@b>, c@d"), "a@b, c@d");
+    }
+}

@@ -1,0 +1,321 @@
+//! Reading the Maildir back: `maildoor mailbox list | show | delete |
+//! count | watch`.
+//!
+//! The store writes; this module reads, the way any Maildir reader does
+//! (qmail's maildir(5), as Dovecot, mutt and mblaze read it): messages are
+//! the files in `new/` (unread) and `cur/` (seen at least once), names
+//! starting with `.` are ignored and `tmp/` is never looked at. Showing a
+//! message moves it from `new/<name>` to `cur/<name>:2,S`, as mutt would.
+//! Headers and bodies are decoded with mailparse ([`message`], [`render`]).
+
+pub mod cli;
+pub mod list;
+pub mod message;
+pub mod name;
+pub mod render;
+mod watch;
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+pub use cli::{MailboxArgs, MailboxCmd};
+pub use name::MessageName;
+
+/// The two directories that hold messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Folder {
+    /// `new/`: delivered, never seen by a reader.
+    New,
+    /// `cur/`: seen by a reader (the `S` flag says whether it was read).
+    Cur,
+}
+
+impl Folder {
+    /// The directory name.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Folder::New => "new",
+            Folder::Cur => "cur",
+        }
+    }
+}
+
+/// A reading error; each one is a clear line on stderr and exit status 1.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    /// The directory lacks `cur/`, `new/` or `tmp/`.
+    #[error("{0} is not a Maildir (it needs cur/, new/ and tmp/ directories)")]
+    NotMaildir(PathBuf),
+    /// No message matches the id.
+    #[error("no message with id {0:?}")]
+    UnknownId(String),
+    /// Several messages match the id.
+    #[error("id {id:?} is ambiguous: it matches {}", candidates.join(", "))]
+    AmbiguousId {
+        /// What the user typed.
+        id: String,
+        /// Queue ids of (some of) the matches.
+        candidates: Vec<String>,
+    },
+    /// `--user` is not an address that can name a Maildir.
+    #[error("{0:?} is not a usable address (expected local-part@domain)")]
+    BadAddress(String),
+    /// The file is not a message (`show` needs one; `--raw` does not).
+    #[error("{path} is not a valid message: {reason}")]
+    InvalidMessage {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: message::Invalid,
+    },
+    /// A file system error, with the path it concerns.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl MailboxError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        MailboxError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// True when the error is a closed output pipe (`maildoor mailbox list
+    /// | head`), which is no failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, MailboxError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// One message file.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Where it is.
+    pub folder: Folder,
+    /// What its name says.
+    pub name: MessageName,
+    /// Its full path.
+    pub path: PathBuf,
+    /// Delivery time (seconds, microseconds): from the name, else the
+    /// file's modification time.
+    pub delivered: (u64, u32),
+    /// Size in octets: `,S=` from the name, else the file's length.
+    pub size: u64,
+    /// Stable short id (a unique prefix of [`name::hash_hex`]).
+    pub short: String,
+}
+
+impl Entry {
+    /// `new`, `seen`, or `old` (in `cur/` without the seen flag).
+    pub fn status(&self) -> &'static str {
+        match (self.folder, self.name.is_seen()) {
+            (Folder::New, _) => "new",
+            (Folder::Cur, true) => "seen",
+            (Folder::Cur, false) => "old",
+        }
+    }
+}
+
+/// A Maildir opened for reading.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    root: PathBuf,
+}
+
+/// Largest header block `list` reads from one file; longer blocks are cut.
+pub const HEADER_READ_LIMIT: u64 = 1024 * 1024;
+
+impl Mailbox {
+    /// Opens the Maildir at `root`; it must have `cur/`, `new/` and `tmp/`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, MailboxError> {
+        let root = root.into();
+        if ["cur", "new", "tmp"].iter().any(|d| !root.join(d).is_dir()) {
+            return Err(MailboxError::NotMaildir(root));
+        }
+        Ok(Mailbox { root })
+    }
+
+    /// Opens the Maildir of `user` (`local@domain`): the per-recipient
+    /// Maildir `root/<domain>/<local>/` when it exists, else `root`
+    /// itself. The bool says whether the per-recipient one was found (then
+    /// every message in it is the user's; otherwise the caller filters).
+    pub fn open_for_user(root: &Path, user: &str) -> Result<(Self, bool), MailboxError> {
+        let addr = message::normalize_address(user);
+        let (local, domain) = addr
+            .rsplit_once('@')
+            .filter(|(l, d)| safe_component(l) && safe_component(d))
+            .ok_or_else(|| MailboxError::BadAddress(user.to_string()))?;
+        // The address as typed first (local parts may keep their case),
+        // then all lower case.
+        let typed = user.trim().trim_start_matches('<').trim_end_matches('>');
+        let typed_local = typed.rsplit_once('@').map_or(local, |(l, _)| l);
+        for l in [typed_local, local] {
+            let dir = root.join(domain).join(l);
+            if safe_component(l) && dir.is_dir() {
+                return Ok((Mailbox::open(dir)?, true));
+            }
+        }
+        Ok((Mailbox::open(root)?, false))
+    }
+
+    /// The Maildir's top directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every message in `new/` and `cur/`, oldest delivery first, each
+    /// with a short id unique in this Maildir.
+    pub fn scan(&self) -> Result<Vec<Entry>, MailboxError> {
+        let mut entries = Vec::new();
+        for folder in [Folder::New, Folder::Cur] {
+            let dir = self.root.join(folder.dir());
+            let read = fs::read_dir(&dir).map_err(|e| MailboxError::io(&dir, e))?;
+            for item in read {
+                let item = item.map_err(|e| MailboxError::io(&dir, e))?;
+                let file = item.file_name().to_string_lossy().into_owned();
+                if file.starts_with('.') {
+                    continue;
+                }
+                let meta = match item.metadata() {
+                    Ok(m) if m.is_file() => m,
+                    // Gone meanwhile (another reader moved it), or not a file.
+                    _ => continue,
+                };
+                let name = MessageName::parse(&file);
+                let delivered = name.time.unwrap_or_else(|| {
+                    let t = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+                    t.map_or((0, 0), |d| (d.as_secs(), d.subsec_micros()))
+                });
+                let size = name.size.unwrap_or(meta.len());
+                entries.push(Entry {
+                    folder,
+                    path: item.path(),
+                    delivered,
+                    size,
+                    short: String::new(),
+                    name,
+                });
+            }
+        }
+        entries.sort_by(|a, b| {
+            (a.delivered, a.name.counter, &a.name.file).cmp(&(b.delivered, b.name.counter, &b.name.file))
+        });
+        let hashes: Vec<String> = entries.iter().map(|e| name::hash_hex(&e.name.queue_id)).collect();
+        for (e, short) in entries.iter_mut().zip(name::short_ids(&hashes)) {
+            e.short = short;
+        }
+        Ok(entries)
+    }
+
+    /// The one message `id` names: its queue id, unique part or file name
+    /// exactly; else a unique prefix of a queue id or of a short id.
+    pub fn resolve(&self, id: &str) -> Result<Entry, MailboxError> {
+        let entries = self.scan()?;
+        resolve_in(&entries, id).cloned()
+    }
+
+    /// Marks a message seen: `new/<name>` → `cur/<name>:2,S`, or adds `S`
+    /// to the flags of a message in `cur/`. Never replaces another file.
+    /// Returns the new path.
+    pub fn mark_seen(&self, entry: &Entry) -> Result<PathBuf, MailboxError> {
+        if entry.folder == Folder::Cur && entry.name.is_seen() {
+            return Ok(entry.path.clone());
+        }
+        let dest = self.root.join("cur").join(entry.name.with_flag('S'));
+        if dest.exists() {
+            return Err(MailboxError::io(
+                &dest,
+                io::Error::from(io::ErrorKind::AlreadyExists),
+            ));
+        }
+        fs::rename(&entry.path, &dest).map_err(|e| MailboxError::io(&entry.path, e))?;
+        Ok(dest)
+    }
+
+    /// Deletes a message.
+    pub fn delete(&self, entry: &Entry) -> Result<(), MailboxError> {
+        fs::remove_file(&entry.path).map_err(|e| MailboxError::io(&entry.path, e))
+    }
+}
+
+/// Shortest prefix of a short id that `resolve` tries (fewer hex digits
+/// would match too much to be meant as one).
+pub const SHORT_PREFIX_MIN: usize = 4;
+
+/// `resolve` over a list already scanned.
+pub fn resolve_in<'a>(entries: &'a [Entry], id: &str) -> Result<&'a Entry, MailboxError> {
+    // A path (as mlist prints) names its file.
+    let id = id.trim();
+    let id = id.rsplit('/').next().unwrap_or(id);
+    if id.is_empty() {
+        return Err(MailboxError::UnknownId(id.to_string()));
+    }
+    let exact: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.name.queue_id == id || e.name.unique == id || e.name.file == id)
+        .collect();
+    let matches = if exact.is_empty() {
+        let hex = id.to_ascii_lowercase();
+        entries
+            .iter()
+            .filter(|e| {
+                let by_short =
+                    hex.len() >= SHORT_PREFIX_MIN && name::hash_hex(&e.name.queue_id).starts_with(&hex);
+                by_short || e.name.queue_id.starts_with(id)
+            })
+            .collect()
+    } else {
+        exact
+    };
+    match matches.as_slice() {
+        [] => Err(MailboxError::UnknownId(id.to_string())),
+        [one] => Ok(one),
+        many => Err(MailboxError::AmbiguousId {
+            id: id.to_string(),
+            candidates: many.iter().take(5).map(|e| e.name.queue_id.clone()).collect(),
+        }),
+    }
+}
+
+/// True when `s` can be one path component: not empty, not `.` or `..`, no
+/// `/` and no NUL (DESIGN.md: nothing from outside becomes a path unchecked).
+fn safe_component(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0', '\\'])
+}
+
+/// Reads the header block of a file (up to the first empty line, at most
+/// [`HEADER_READ_LIMIT`] octets): what `list` needs, without reading
+/// large bodies.
+pub fn read_header_block(path: &Path) -> io::Result<Vec<u8>> {
+    let file = fs::File::open(path)?;
+    let mut reader = io::BufReader::new(file.take(HEADER_READ_LIMIT));
+    let mut block = Vec::new();
+    loop {
+        let start = block.len();
+        let n = io::BufRead::read_until(&mut reader, b'\n', &mut block)?;
+        let line = block.get(start..).unwrap_or_default();
+        if n == 0 || line == b"\n" || line == b"\r\n" {
+            return Ok(block);
+        }
+    }
+}
+
+/// Reads a whole message file.
+pub fn read_message(path: &Path) -> Result<Vec<u8>, MailboxError> {
+    fs::read(path).map_err(|e| MailboxError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! `maildoor mailbox show`: a message made readable. The main headers, the
+//! text/plain part with its transfer encoding (quoted-printable, base64)
+//! and charset undone, and a list of attachments by name, type and size.
+
+use std::io::{self, Write};
+
+use mailparse::{DispositionType, MailHeaderMap, ParsedMail};
+
+use super::message::{check, decode_value, sanitize, Invalid};
+
+/// The headers `show` prints, in this order, when present.
+pub const MAIN_HEADERS: [&str; 5] = ["Date", "From", "To", "Cc", "Subject"];
+
+/// A MIME part that is not the text being shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// File name (`filename` of Content-Disposition or `name` of
+    /// Content-Type), decoded; `None` when the part has neither.
+    pub name: Option<String>,
+    /// MIME type, lower case.
+    pub mime: String,
+    /// Size in octets after the transfer encoding is undone.
+    pub size: usize,
+}
+
+/// A message taken apart for reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readable {
+    /// (name, decoded value) of the main headers present.
+    pub headers: Vec<(String, String)>,
+    /// The text/plain body, decoded; `None` when the message has none.
+    pub text: Option<String>,
+    /// Everything else worth naming.
+    pub attachments: Vec<Attachment>,
+}
+
+fn parse(raw: &[u8]) -> Result<ParsedMail<'_>, Invalid> {
+    check(raw)?;
+    mailparse::parse_mail(raw).map_err(|e| Invalid::Parse(e.to_string()))
+}
+
+/// True for parts a reader would save rather than read inline.
+fn is_attachment(part: &ParsedMail<'_>) -> bool {
+    let disp = part.get_content_disposition();
+    disp.disposition == DispositionType::Attachment || disp.params.contains_key("filename")
+}
+
+fn part_name(part: &ParsedMail<'_>) -> Option<String> {
+    let disp = part.get_content_disposition();
+    disp.params
+        .get("filename")
+        .or_else(|| part.ctype.params.get("name"))
+        .map(|n| decode_words(n))
+}
+
+/// Decodes encoded words a sender left in a parameter value (common for
+/// file names, although RFC 2047 §5 does not allow them there).
+fn decode_words(s: &str) -> String {
+    let line = format!("X: {s}");
+    match mailparse::parse_header(line.as_bytes()) {
+        Ok((h, _)) => decode_value(&h),
+        Err(_) => s.to_string(),
+    }
+}
+
+/// Takes a message apart: main headers, first inline text/plain part,
+/// attachments (every other leaf part that is not inline text).
+pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
+    let mail = parse(raw)?;
+    let headers = MAIN_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let values: Vec<String> = mail
+                .headers
+                .get_all_headers(name)
+                .iter()
+                .map(|h| decode_value(h))
+                .collect();
+            (!values.is_empty()).then(|| (name.to_string(), values.join(", ")))
+        })
+        .collect();
+    let mut text = None;
+    let mut attachments = Vec::new();
+    for part in mail.parts() {
+        if part.ctype.mimetype.starts_with("multipart/") && !part.subparts.is_empty() {
+            continue;
+        }
+        let inline_text = part.ctype.mimetype == "text/plain" && !is_attachment(part);
+        if inline_text && text.is_none() {
+            // An undecodable body is shown as it is stored rather than not at all.
+            let body = part
+                .get_body()
+                .unwrap_or_else(|_| String::from_utf8_lossy(part.raw_bytes).into_owned());
+            text = Some(body.replace("\r\n", "\n"));
+            continue;
+        }
+        if part.ctype.mimetype.starts_with("multipart/") {
+            continue;
+        }
+        let size = part.get_body_raw().map_or(0, |b| b.len());
+        attachments.push(Attachment {
+            name: part_name(part),
+            mime: part.ctype.mimetype.clone(),
+            size,
+        });
+    }
+    Ok(Readable {
+        headers,
+        text,
+        attachments,
+    })
+}
+
+/// Every header of the message, decoded, one per line (`--headers`).
+pub fn all_headers(raw: &[u8]) -> Result<Vec<(String, String)>, Invalid> {
+    check(raw)?;
+    let (headers, _) = mailparse::parse_headers(raw).map_err(|e| Invalid::Parse(e.to_string()))?;
+    Ok(headers.iter().map(|h| (h.get_key(), decode_value(h))).collect())
+}
+
+/// Writes `(name, value)` header lines, sanitised for a terminal.
+pub fn write_headers(out: &mut dyn Write, headers: &[(String, String)]) -> io::Result<()> {
+    for (name, value) in headers {
+        writeln!(out, "{}: {}", sanitize(name, false), sanitize(value, false))?;
+    }
+    Ok(())
+}
+
+/// Writes the readable form: headers, a blank line, the text, then the
+/// attachment list.
+pub fn write_readable(out: &mut dyn Write, r: &Readable) -> io::Result<()> {
+    write_headers(out, &r.headers)?;
+    writeln!(out)?;
+    match &r.text {
+        Some(text) => {
+            let text = sanitize(text, true);
+            out.write_all(text.as_bytes())?;
+            if !text.is_empty() && !text.ends_with('\n') {
+                writeln!(out)?;
+            }
+        }
+        None => writeln!(out, "(no text/plain part)")?,
+    }
+    if !r.attachments.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Attachments:")?;
+        for (i, a) in r.attachments.iter().enumerate() {
+            let name = a
+                .name
+                .as_deref()
+                .map_or_else(|| "(no name)".to_string(), |n| sanitize(n, false));
+            writeln!(
+                out,
+                "  {}. {}  {}  {} bytes",
+                i + 1,
+                name,
+                sanitize(&a.mime, false),
+                a.size
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIME: &str = "From: a@b\nTo: c@d\nSubject: =?UTF-8?B?w4TDpMOk?=\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"XX\"\n\npreamble\n--XX\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\nGr=C3=BC=C3=9Fe, a long line that is =\nsoft-broken.\n--XX\nContent-Type: application/octet-stream; name=\"data.bin\"\nContent-Disposition: attachment; filename=\"data.bin\"\nContent-Transfer-Encoding: base64\n\nAAECAwQ=\n--XX\nContent-Type: text/plain; name=\"=?UTF-8?Q?n=C3=B6tes.txt?=\"\nContent-Disposition: attachment\n\nsecond text\n--XX--\n";
+
+    #[test]
+    fn text_and_attachments() {
+        let r = readable(MIME.as_bytes()).unwrap();
+        assert_eq!(
+            r.headers,
+            [
+                ("From".to_string(), "a@b".to_string()),
+                ("To".to_string(), "c@d".to_string()),
+                ("Subject".to_string(), "Äää".to_string()),
+            ]
+        );
+        assert_eq!(
+            r.text.as_deref(),
+            Some("Grüße, a long line that is soft-broken.\n")
+        );
+        assert_eq!(
+            r.attachments,
+            [
+                Attachment {
+                    name: Some("data.bin".into()),
+                    mime: "application/octet-stream".into(),
+                    size: 5
+                },
+                Attachment {
+                    name: Some("nötes.txt".into()),
+                    mime: "text/plain".into(),
+                    size: 12
+                },
+            ]
+        );
+        let mut out = Vec::new();
+        write_readable(&mut out, &r).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("Subject: Äää\n\nGrüße"), "{out}");
+        assert!(
+            out.contains("  1. data.bin  application/octet-stream  5 bytes\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn base64_latin1_body_and_no_text() {
+        let raw = "Subject: x\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: base64\n\nS/Zsbg==\n";
+        assert_eq!(readable(raw.as_bytes()).unwrap().text.as_deref(), Some("Köln"));
+        let raw = "Subject: x\nContent-Type: text/html\n\n<p>hi</p>\n";
+        let r = readable(raw.as_bytes()).unwrap();
+        assert_eq!(r.text, None);
+        assert_eq!(r.attachments.len(), 1);
+        assert!(readable(b"not a message").is_err());
+    }
+
+    #[test]
+    fn all_headers_decoded() {
+        let h = all_headers(MIME.as_bytes()).unwrap();
+        assert_eq!(h.len(), 5);
+        assert_eq!(h.get(2), Some(&("Subject".to_string(), "Äää".to_string())));
+    }
+
+    proptest::proptest! {
+        /// Whatever a file holds, reading it is a value or an error, never
+        /// a panic: messages built from MIME-ish pieces, and plain bytes.
+        #[test]
+        fn never_panics(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "Content-Type: multipart/mixed; boundary=X\n", "Content-Type: text/plain; charset=iso-8859-1\n",
+                "Content-Transfer-Encoding: base64\n", "Content-Transfer-Encoding: quoted-printable\n",
+                "Content-Disposition: attachment; filename*=UTF-8''%C3%A4\n", "Subject: =?UTF-8?B?w6Q=?=\n",
+                "\n", "\r\n", "--X\n", "--X--", "--X", "=\n", "=E2=8\n", "AAE=\n", "!!!\n", "\x00ÿ", " fold\n",
+            ]), 0..24),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut raw: Vec<u8> = pieces.concat().into_bytes();
+            raw.extend_from_slice(&tail);
+            let _ = readable(&raw);
+            let _ = all_headers(&raw);
+            let _ = crate::mailbox::message::summarize(&raw);
+            let _ = readable(&tail);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Unit tests of the Maildir reader: scanning, id matching, marking seen.
+
+use super::*;
+
+fn maildir() -> (tempfile::TempDir, Mailbox) {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let mb = Mailbox::open(dir.path()).unwrap();
+    (dir, mb)
+}
+
+fn put(dir: &Path, sub: &str, name: &str, body: &str) {
+    fs::write(dir.join(sub).join(name), body).unwrap();
+}
+
+#[test]
+fn scan_orders_by_delivery_and_skips_dot_files_and_tmp() {
+    let (dir, mb) = maildir();
+    put(dir.path(), "new", "1700000002.M5P1Q0.h,S=3", "A: b\n\n");
+    put(dir.path(), "cur", "1700000001.M9P1Q3.h,S=3:2,S", "A: b\n\n");
+    put(dir.path(), "new", "1700000002.M5P1Q1.h,S=3", "A: b\n\n");
+    put(dir.path(), "new", ".hidden", "A: b\n\n");
+    put(dir.path(), "tmp", "1600000000.M1P1Q0.h", "A: b\n\n");
+    let e = mb.scan().unwrap();
+    let ids: Vec<&str> = e.iter().map(|e| e.name.queue_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["1700000001.M9P1Q3", "1700000002.M5P1Q0", "1700000002.M5P1Q1"]
+    );
+    let status: Vec<&str> = e.iter().map(Entry::status).collect();
+    assert_eq!(status, ["seen", "new", "new"]);
+    assert!(e.iter().all(|e| e.short.len() >= name::SHORT_MIN));
+}
+
+#[test]
+fn not_a_maildir() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("new")).unwrap();
+    let err = Mailbox::open(dir.path()).unwrap_err();
+    assert!(matches!(err, MailboxError::NotMaildir(_)));
+    assert!(err.to_string().contains("is not a Maildir"), "{err}");
+}
+
+#[test]
+fn ids_resolve_exactly_by_prefix_or_short_id() {
+    let (dir, mb) = maildir();
+    put(dir.path(), "new", "1700000000.M1P7Q1.h,S=1", "A: b\n\n");
+    put(dir.path(), "new", "1700000000.M1P7Q10.h,S=1", "A: b\n\n");
+    put(dir.path(), "cur", "1700000000.M2P7Q2.h,S=1:2,S", "A: b\n\n");
+    let e = mb.scan().unwrap();
+    // Exact queue id wins over being a prefix of another.
+    assert_eq!(
+        resolve_in(&e, "1700000000.M1P7Q1").unwrap().name.queue_id,
+        "1700000000.M1P7Q1"
+    );
+    assert_eq!(
+        resolve_in(&e, "1700000000.M1P7Q10").unwrap().name.queue_id,
+        "1700000000.M1P7Q10"
+    );
+    assert_eq!(
+        resolve_in(&e, "1700000000.M2").unwrap().name.queue_id,
+        "1700000000.M2P7Q2"
+    );
+    // A file name or a path (as mlist prints) works too.
+    let by_path = format!("{}/cur/1700000000.M2P7Q2.h,S=1:2,S", dir.path().display());
+    assert_eq!(
+        resolve_in(&e, &by_path).unwrap().name.queue_id,
+        "1700000000.M2P7Q2"
+    );
+    for entry in &e {
+        let found = resolve_in(&e, &entry.short).unwrap();
+        assert_eq!(found.name.queue_id, entry.name.queue_id);
+        let upper = entry.short.to_uppercase();
+        assert_eq!(resolve_in(&e, &upper).unwrap().name.queue_id, entry.name.queue_id);
+    }
+    match resolve_in(&e, "1700000000.M1") {
+        Err(MailboxError::AmbiguousId { candidates, .. }) => assert_eq!(candidates.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(resolve_in(&e, "nope"), Err(MailboxError::UnknownId(_))));
+    assert!(matches!(resolve_in(&e, ""), Err(MailboxError::UnknownId(_))));
+    assert!(matches!(resolve_in(&e, "/"), Err(MailboxError::UnknownId(_))));
+}
+
+#[test]
+fn mark_seen_moves_new_to_cur_and_keeps_flags() {
+    let (dir, mb) = maildir();
+    put(dir.path(), "new", "1.M1P1Q1.h,S=6", "A: b\n\n");
+    put(dir.path(), "cur", "1.M1P1Q2.h,S=6:2,FR", "A: b\n\n");
+    put(dir.path(), "cur", "1.M1P1Q3.h,S=6:2,S", "A: b\n\n");
+    let e = mb.scan().unwrap();
+    let moved: Vec<PathBuf> = e.iter().map(|e| mb.mark_seen(e).unwrap()).collect();
+    let names: Vec<String> = moved
+        .iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cur/1.M1P1Q1.h,S=6:2,S",
+            "cur/1.M1P1Q2.h,S=6:2,FRS",
+            "cur/1.M1P1Q3.h,S=6:2,S"
+        ]
+    );
+    assert!(fs::read_dir(dir.path().join("new")).unwrap().next().is_none());
+    // Marking again changes nothing; a stale entry is an error, not a panic.
+    let e2 = mb.scan().unwrap();
+    assert!(e2.iter().all(|e| mb.mark_seen(e).is_ok()));
+    assert!(mb.mark_seen(&e[0]).is_err());
+    assert!(mb.delete(&e[0]).is_err());
+}
+
+#[test]
+fn per_user_maildir_or_shared() {
+    let (dir, _) = maildir();
+    let (_, own) = Mailbox::open_for_user(dir.path(), "bob@localhost").unwrap();
+    assert!(!own);
+    let user_dir = dir.path().join("localhost").join("bob");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(user_dir.join(sub)).unwrap();
+    }
+    let (mb, own) = Mailbox::open_for_user(dir.path(), "<Bob@LOCALHOST>").unwrap();
+    assert!(own);
+    assert_eq!(mb.root(), user_dir);
+    for bad in [
+        "bob",
+        "../x@localhost",
+        "a@..",
+        "@localhost",
+        "a/b@c",
+        "a@b/c",
+        "a@.",
+    ] {
+        assert!(
+            matches!(
+                Mailbox::open_for_user(dir.path(), bad),
+                Err(MailboxError::BadAddress(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn header_block_stops_at_the_empty_line() {
+    let (dir, _) = maildir();
+    put(dir.path(), "new", "m", "A: b\r\nC: d\r\n\r\nbody\n");
+    assert_eq!(
+        read_header_block(&dir.path().join("new/m")).unwrap(),
+        b"A: b\r\nC: d\r\n\r\n"
+    );
+    put(dir.path(), "new", "n", "A: b");
+    assert_eq!(read_header_block(&dir.path().join("new/n")).unwrap(), b"A: b");
+}
