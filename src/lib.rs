@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod smtp;
