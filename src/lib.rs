@@ -14,6 +14,7 @@ pub mod server;
 pub mod session;
 pub mod smtp;
 pub mod store;
+pub mod tls;
 
 pub use config::{Overrides, Settings};
 pub use server::Server;
