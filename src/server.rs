@@ -450,3 +450,31 @@ async fn refuse(mut stream: TcpStream, host: String) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ipv6_listeners_are_v6only() {
+        let Ok(l) = listen("[::1]:0".parse().unwrap(), false) else {
+            eprintln!("SKIP: no IPv6 loopback on this machine");
+            return;
+        };
+        assert_eq!(socket2::SockRef::from(&l).only_v6().ok(), Some(true));
+        let v4 = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        assert_eq!(socket2::SockRef::from(&v4).reuse_port().ok(), Some(false));
+    }
+
+    #[tokio::test]
+    async fn reuse_port_lets_two_sockets_share_a_port() {
+        let a = listen("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let addr = a.local_addr().unwrap();
+        let b = listen(addr, true).unwrap();
+        assert_eq!(b.local_addr().unwrap(), addr);
+        drop(b);
+        // Without it the second bind fails, as it should.
+        let e = listen(addr, false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+    }
+}
