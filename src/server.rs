@@ -69,9 +69,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the Maildir and binds every listen address. Fails before
-    /// anything is served if any of them cannot be used.
+    /// Loads the TLS certificate and key (if set), opens the Maildir and
+    /// binds every listener. Fails before anything is served if any of
+    /// them cannot be used.
     pub async fn bind(settings: Settings) -> Result<Server, StartError> {
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::load_config(cert, key)?),
+            _ => None,
+        };
         let maildir =
             Maildir::open(&settings.maildir, &settings.hostname).map_err(|source| StartError::Maildir {
                 path: settings.maildir.display().to_string(),
@@ -82,10 +87,6 @@ impl Server {
             Ok(n) => info!(removed = n, "removed stale files older than 36 hours from tmp/"),
             Err(e) => warn!(error = %e, "could not clean tmp/"),
         }
-        let tls = match (&settings.tls_cert, &settings.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::load_config(cert, key)?),
-            _ => None,
-        };
         let mut listeners = Vec::new();
         for opts in settings.listeners() {
             let addr = opts.address;
@@ -418,7 +419,7 @@ async fn read_proxy_header(stream: &mut TcpStream) -> io::Result<Header> {
 /// relayed the connection, if any.
 fn start_session(stream: TcpStream, conn: Conn, via: Option<SocketAddr>, ctx: &AcceptCtx) {
     let (id, peer, local) = (conn.id, conn.peer, conn.local);
-    let via = via.map(|v| v.to_string()).unwrap_or_default();
+    let via = via.map(tracing::field::display);
     let Some(slot) = ctx.limits.acquire(peer.ip()) else {
         warn!(session = id, peer = %peer, local = %local, via, "connection refused: too many connections");
         tokio::spawn(refuse(stream, ctx.shared.policy.hostname.clone()));

@@ -203,7 +203,7 @@ where
                 let flushed = wire.flush().await;
                 let discarded = wire.pending().len();
                 if discarded > 0 {
-                    warn!(session = conn.id, peer = %conn.peer, discarded, "discarded bytes sent after STARTTLS before the TLS handshake");
+                    warn!(session = conn.id, peer = %conn.peer, local = %conn.local, discarded, "discarded bytes sent after STARTTLS before the TLS handshake");
                 }
                 match flushed {
                     Err(_) => End::IoError,
@@ -227,7 +227,7 @@ where
         session = conn.id,
         peer = %conn.peer,
         local = %conn.local,
-        tls = conn.tls.as_deref().unwrap_or("no"),
+        tls = conn.tls.as_deref().map(tracing::field::display),
         messages,
         duration_ms = started.elapsed().as_millis() as u64,
         reason = ?end,

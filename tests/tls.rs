@@ -240,3 +240,30 @@ fn no_starttls_without_a_certificate() {
     assert!(r.code >= 500, "{}", r.text);
     assert_eq!(c.cmd("NOOP").code, 250);
 }
+
+#[test]
+fn proxy_header_then_implicit_tls() {
+    let certs = certs();
+    let srv = tls_server(&certs, |s| {
+        s.listen = vec![];
+        s.listener = vec![Listener {
+            address: "127.0.0.1:0".parse().unwrap(),
+            proxy_protocol: true,
+            implicit_tls: true,
+        }];
+        s.proxy_trusted = vec!["127.0.0.1".parse().unwrap()];
+    });
+    let mut tcp = TcpStream::connect(srv.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    tcp.write_all(b"PROXY TCP6 2001:db8::7 2001:db8::25 40002 465\r\n")
+        .unwrap();
+    let mut t = TlsClient::handshake(tcp, &certs).unwrap();
+    assert_eq!(t.reply().0, 220);
+    assert_eq!(t.cmd("EHLO client.test").0, 250);
+    t.deliver();
+    let trace = stored_trace(&srv);
+    assert!(
+        trace.contains("([IPv6:2001:db8::7]:40002)\n\t(using TLSv1."),
+        "{trace}"
+    );
+}
