@@ -48,9 +48,12 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let net: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{s:?} is not an address or address/prefix"))?;
+        let net = addr
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{s:?} is not an address or address/prefix"))?
+            .to_canonical();
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -90,6 +93,7 @@ mod tests {
         assert!(c("2001:db8::/32").contains("2001:db8:ffff::1".parse().unwrap()));
         assert!(c("192.0.2.7").contains("192.0.2.7".parse().unwrap()));
         assert_eq!(c("192.0.2.7").to_string(), "192.0.2.7/32");
+        assert!(c("[::1]").contains("::1".parse().unwrap()));
     }
 
     #[test]

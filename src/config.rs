@@ -49,6 +49,46 @@ struct Raw {
     bare_lf: String,
     long_lines: String,
     log_level: String,
+    tls_cert: String,
+    tls_key: String,
+    listener: Vec<RawListener>,
+    reuse_port: bool,
+    proxy_trusted: Vec<String>,
+    proxy_timeout: f64,
+}
+
+/// One `[[listener]]` table, as read before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    address: String,
+    #[serde(default)]
+    proxy_protocol: bool,
+    #[serde(default)]
+    implicit_tls: bool,
+}
+
+/// One socket to accept SMTP on, with its options (RFC 8314 §3.3 for
+/// implicit TLS; HAProxy's PROXY protocol spec for `proxy_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    /// Address and port to bind.
+    pub address: SocketAddr,
+    /// Every connection starts with a PROXY v1 or v2 header.
+    pub proxy_protocol: bool,
+    /// TLS starts at connect (submissions/"smtps"), not with STARTTLS.
+    pub implicit_tls: bool,
+}
+
+impl Listener {
+    /// A plain SMTP listener on `address`.
+    pub fn plain(address: SocketAddr) -> Self {
+        Listener {
+            address,
+            proxy_protocol: false,
+            implicit_tls: false,
+        }
+    }
 }
 
 const KEYS: &[&str] = &[
@@ -72,6 +112,11 @@ const KEYS: &[&str] = &[
     "bare_lf",
     "long_lines",
     "log_level",
+    "tls_cert",
+    "tls_key",
+    "reuse_port",
+    "proxy_trusted",
+    "proxy_timeout",
 ];
 
 /// Validated settings of a server.
@@ -117,6 +162,19 @@ pub struct Settings {
     pub reject_long_lines: bool,
     /// Log filter (tracing-subscriber `EnvFilter` syntax).
     pub log_level: String,
+    /// Listeners with options (`[[listener]]`); an entry for an address
+    /// also in `listen` replaces it. See [`Settings::listeners`].
+    pub listener: Vec<Listener>,
+    /// PEM certificate chain for TLS; `None`: no TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS, set exactly when `tls_cert` is.
+    pub tls_key: Option<PathBuf>,
+    /// Set SO_REUSEPORT so several processes share each port.
+    pub reuse_port: bool,
+    /// Proxies whose PROXY headers are believed.
+    pub proxy_trusted: Vec<Cidr>,
+    /// Wait for the PROXY header of a new connection.
+    pub proxy_timeout: Duration,
 }
 
 /// Values given on the command line; each one set wins over every file
@@ -181,7 +239,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("listen")
                 .with_list_parse_key("domains")
-                .with_list_parse_key("limit_exempt"),
+                .with_list_parse_key("limit_exempt")
+                .with_list_parse_key("proxy_trusted"),
         );
         let set = |b: config::ConfigBuilder<config::builder::DefaultState>, key: &str, v: config::Value| {
             b.set_override(key, v).map_err(|e| bad(key, e))
@@ -211,6 +270,20 @@ impl Settings {
         Self::validate(raw)
     }
 
+    /// Every socket to bind: the `listen` addresses as plain listeners, and
+    /// the `[[listener]]` tables, which replace a `listen` entry with the
+    /// same address (port 0 entries are never merged).
+    pub fn listeners(&self) -> Vec<Listener> {
+        let mut all: Vec<Listener> = self
+            .listen
+            .iter()
+            .filter(|a| a.port() == 0 || !self.listener.iter().any(|l| l.address == **a))
+            .map(|a| Listener::plain(*a))
+            .collect();
+        all.extend(self.listener.iter().copied());
+        all
+    }
+
     /// The built-in defaults, validated: handy for tests and embedding.
     pub fn defaults() -> Self {
         match Self::load(&Overrides::default(), std::iter::empty()) {
@@ -221,7 +294,7 @@ impl Settings {
     }
 
     fn validate(raw: Raw) -> Result<Self, SettingsError> {
-        if raw.listen.is_empty() {
+        if raw.listen.is_empty() && raw.listener.is_empty() {
             return Err(bad("listen", "at least one address:port is needed"));
         }
         let listen = raw
@@ -285,7 +358,55 @@ impl Settings {
                 format!("{log_level:?} is not a log level (error, warn, info, debug, trace)"),
             ));
         }
+        let listener = raw
+            .listener
+            .iter()
+            .map(|l| {
+                let address = l.address.trim().parse::<SocketAddr>().map_err(|_| {
+                    bad(
+                        "listener.address",
+                        format!("{:?} is not address:port (IPv6 as [::1]:2525)", l.address),
+                    )
+                })?;
+                Ok(Listener {
+                    address,
+                    proxy_protocol: l.proxy_protocol,
+                    implicit_tls: l.implicit_tls,
+                })
+            })
+            .collect::<Result<Vec<_>, SettingsError>>()?;
+        let path = |v: &str| match v.trim() {
+            "" => None,
+            p => Some(PathBuf::from(p)),
+        };
+        let (tls_cert, tls_key) = (path(&raw.tls_cert), path(&raw.tls_key));
+        match (&tls_cert, &tls_key) {
+            (Some(_), None) => return Err(bad("tls_key", "must be set when tls_cert is")),
+            (None, Some(_)) => return Err(bad("tls_cert", "must be set when tls_key is")),
+            _ => {}
+        }
+        if tls_cert.is_none() && listener.iter().any(|l| l.implicit_tls) {
+            return Err(bad("listener.implicit_tls", "needs tls_cert and tls_key"));
+        }
+        let proxy_trusted = raw
+            .proxy_trusted
+            .iter()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| c.parse().map_err(|e| bad("proxy_trusted", e)))
+            .collect::<Result<Vec<Cidr>, _>>()?;
+        if proxy_trusted.is_empty() && listener.iter().any(|l| l.proxy_protocol) {
+            return Err(bad(
+                "proxy_trusted",
+                "must list the proxies' addresses (CIDR) when a listener has proxy_protocol = true",
+            ));
+        }
         Ok(Settings {
+            listener,
+            tls_cert,
+            tls_key,
+            reuse_port: raw.reuse_port,
+            proxy_trusted,
+            proxy_timeout: secs("proxy_timeout", raw.proxy_timeout)?,
             listen,
             hostname,
             domains,
@@ -479,5 +600,61 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--config"));
+    }
+
+    #[test]
+    fn listener_tables_and_tls_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        std::fs::write(
+            &file,
+            "listen = [\"127.0.0.1:2525\", \"[::1]:2525\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nproxy_trusted = [\"10.0.0.0/8\"]\n\n[[listener]]\naddress = \"127.0.0.1:2525\"\nproxy_protocol = true\n\n[[listener]]\naddress = \"[::]:465\"\nimplicit_tls = true\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let s = Settings::load(&over, env(&[("MAILDOOR_PROXY_TRUSTED", "127.0.0.1,::1/128")])).unwrap();
+        let all = s.listeners();
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(all[0], Listener::plain("[::1]:2525".parse().unwrap()));
+        assert!(all[1].proxy_protocol && !all[1].implicit_tls);
+        assert_eq!(all[1].address, "127.0.0.1:2525".parse().unwrap());
+        assert!(all[2].implicit_tls && all[2].address.is_ipv6());
+        assert_eq!(s.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(s.proxy_trusted.len(), 2);
+
+        let cases: &[(&str, &str, &str)] = &[
+            ("MAILDOOR_TLS_CERT", "c.pem", "tls_key"),
+            ("MAILDOOR_TLS_KEY", "k.pem", "tls_cert"),
+            ("MAILDOOR_PROXY_TRUSTED", "10.0.0.0/40", "proxy_trusted"),
+            ("MAILDOOR_REUSE_PORT", "maybe", "reuse_port"),
+            ("MAILDOOR_PROXY_TIMEOUT", "0", "proxy_timeout"),
+        ];
+        for (k, v, key) in cases {
+            let err = Settings::load(&Overrides::default(), env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{k}={v}: {err}");
+        }
+        let bad = |text: &str, key: &str| {
+            std::fs::write(&file, text).unwrap();
+            let err = Settings::load(&over, env(&[])).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        };
+        bad("[[listener]]\naddress = \"nowhere\"\n", "listener.address");
+        bad(
+            "[[listener]]\naddress = \"127.0.0.1:465\"\nimplicit_tls = true\n",
+            "implicit_tls",
+        );
+        bad(
+            "[[listener]]\naddress = \"127.0.0.1:25\"\nproxy_protocol = true\n",
+            "proxy_trusted",
+        );
+        bad(
+            "[[listener]]\naddress = \"127.0.0.1:25\"\nproxy = true\n",
+            "proxy",
+        );
     }
 }

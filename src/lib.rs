@@ -8,13 +8,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bind;
 pub mod cidr;
 pub mod config;
 pub mod mailbox;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod smtp;
 pub mod store;
+pub mod tls;
 
 pub use config::{Overrides, Settings};
 pub use server::Server;

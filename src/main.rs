@@ -52,10 +52,23 @@ enum Cmd {
     Serve,
     /// Read the mail in the Maildir (--maildir DIR or the configured one).
     Mailbox(maildoor::mailbox::MailboxArgs),
+    /// Write a self-signed TLS certificate and key (cert.pem, key.pem) for
+    /// testing; point tls_cert and tls_key at them.
+    GenCert {
+        /// The name the certificate is for (its subject alternative name).
+        #[arg(long, value_name = "NAME")]
+        hostname: String,
+        /// Directory to write cert.pem and key.pem into (created if missing).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Cmd::GenCert { hostname, out }) = &cli.command {
+        return gen_cert(hostname, out);
+    }
     let over = Overrides {
         config: cli.config.clone(),
         listen: cli.listen.clone(),
@@ -75,6 +88,7 @@ fn main() -> ExitCode {
     match cli.command {
         None | Some(Cmd::Serve) => serve(settings, cli.log_level.is_some()),
         Some(Cmd::Mailbox(args)) => mailbox(&args, &settings.maildir),
+        Some(Cmd::GenCert { .. }) => ExitCode::SUCCESS, // handled before settings load
     }
 }
 
@@ -88,6 +102,47 @@ fn mailbox(args: &maildoor::mailbox::MailboxArgs, maildir: &std::path::Path) -> 
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("maildoor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `maildoor gen-cert`: writes `cert.pem` and `key.pem` (mode 0600).
+fn gen_cert(hostname: &str, out: &std::path::Path) -> ExitCode {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (cert, key) = match maildoor::tls::self_signed(hostname) {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("maildoor: cannot make a certificate for {hostname:?}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let write = |name: &str, text: &str, mode: u32| -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(out)?;
+        let path = out.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        Ok(path)
+    };
+    match (write("cert.pem", &cert, 0o644), write("key.pem", &key, 0o600)) {
+        (Ok(c), Ok(k)) => {
+            println!("wrote {} and {}", c.display(), k.display());
+            println!(
+                "use them with: tls_cert = {:?}, tls_key = {:?}",
+                c.display().to_string(),
+                k.display().to_string()
+            );
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("maildoor: cannot write into {}: {e}", out.display());
             ExitCode::FAILURE
         }
     }

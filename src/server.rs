@@ -1,24 +1,26 @@
 //! The listeners: bind every configured address, accept connections,
-//! enforce the connection limits, run one session task per connection,
-//! and shut down in order (stop accepting, let messages in flight finish
-//! within the grace period, then 421 to the rest).
+//! read the PROXY header where a listener expects one, enforce the
+//! connection limits, run one session task per connection, and shut down
+//! in order (stop accepting, let messages in flight finish within the
+//! grace period, then 421 to the rest).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
+use crate::bind::{explain_bind_error, listen};
 use crate::cidr::Cidr;
-use crate::config::Settings;
+use crate::config::{Listener, Settings};
+use crate::proxy::{self, Header, Parse};
 use crate::session::{self, Conn, SessionLimits, Shared};
 use crate::smtp::reply::{codes, Reply};
 use crate::smtp::state::Policy;
@@ -46,6 +48,9 @@ pub enum StartError {
         /// The cause.
         source: io::Error,
     },
+    /// The TLS certificate or key could not be used.
+    #[error("cannot use TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {why}")]
     Bind {
@@ -59,15 +64,20 @@ pub enum StartError {
 /// A server with its sockets bound, ready to [`Server::run`].
 #[derive(Debug)]
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Listener)>,
     shared: Arc<Shared>,
     settings: Settings,
 }
 
 impl Server {
-    /// Opens the Maildir and binds every listen address. Fails before
-    /// anything is served if any of them cannot be used.
+    /// Loads the TLS certificate and key (if set), opens the Maildir and
+    /// binds every listener. Fails before anything is served if any of
+    /// them cannot be used.
     pub async fn bind(settings: Settings) -> Result<Server, StartError> {
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::load_config(cert, key)?),
+            _ => None,
+        };
         let store =
             Store::open(&settings.maildir, &settings.hostname).map_err(|source| StartError::Maildir {
                 path: settings.maildir.display().to_string(),
@@ -79,11 +89,13 @@ impl Server {
             Err(e) => warn!(error = %e, "could not clean tmp/"),
         }
         let mut listeners = Vec::new();
-        for &addr in &settings.listen {
-            listeners.push(listen(addr).map_err(|e| StartError::Bind {
+        for opts in settings.listeners() {
+            let addr = opts.address;
+            let listener = listen(addr, settings.reuse_port).map_err(|e| StartError::Bind {
                 addr,
                 why: explain_bind_error(addr, &e),
-            })?);
+            })?;
+            listeners.push((listener, opts));
         }
         let policy = Policy {
             hostname: settings.hostname.clone(),
@@ -91,7 +103,7 @@ impl Server {
             max_message_size: settings.max_message_size,
             max_recipients: settings.max_recipients,
             max_errors: settings.max_errors,
-            starttls: false,
+            starttls: tls.is_some(),
         };
         let shared = Arc::new(Shared {
             policy: Arc::new(policy),
@@ -106,6 +118,7 @@ impl Server {
                 bare_lf: settings.bare_lf,
                 reject_long_lines: settings.reject_long_lines,
             },
+            tls,
         });
         Ok(Server {
             listeners,
@@ -118,7 +131,7 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -136,17 +149,27 @@ impl Server {
         let ids = Arc::new(AtomicU64::new(1));
         let pid = std::process::id();
         let mut accept_tasks = Vec::new();
-        for listener in self.listeners {
+        let trusted = Arc::new(self.settings.proxy_trusted.clone());
+        for (listener, opts) in self.listeners {
             if let Ok(addr) = listener.local_addr() {
-                info!(listen = %addr, pid, "listening on {addr} (pid {pid})");
+                info!(
+                    listen = %addr,
+                    pid,
+                    implicit_tls = opts.implicit_tls,
+                    proxy_protocol = opts.proxy_protocol,
+                    "listening on {addr} (pid {pid})"
+                );
             }
-            let ctx = AcceptCtx {
+            let ctx = Arc::new(AcceptCtx {
                 shared: Arc::clone(&self.shared),
                 limits: Arc::clone(&limits),
                 ids: Arc::clone(&ids),
                 phase: phase_rx.clone(),
                 done: done_tx.clone(),
-            };
+                opts,
+                trusted: Arc::clone(&trusted),
+                proxy_timeout: self.settings.proxy_timeout,
+            });
             accept_tasks.push(tokio::spawn(accept_loop(listener, ctx)));
         }
         drop(done_tx);
@@ -173,88 +196,6 @@ impl Server {
         }
         info!("stopped");
     }
-}
-
-/// Binds one listener with SO_REUSEADDR (so a restart is not blocked by
-/// connections in TIME_WAIT) and a deep accept backlog.
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
-}
-
-/// Says why a bind failed and what to do about it.
-fn explain_bind_error(addr: SocketAddr, e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::PermissionDenied => format!(
-            "permission denied: binding port {} needs root or CAP_NET_BIND_SERVICE; or use --listen 127.0.0.1:2525",
-            addr.port()
-        ),
-        io::ErrorKind::AddrInUse => {
-            let holder = port_holder(addr.port())
-                .map(|(pid, name)| format!(" by pid {pid} ({name})"))
-                .unwrap_or_default();
-            format!(
-                "address already in use: {addr} is taken{holder}; stop that process or choose another --listen address"
-            )
-        }
-        io::ErrorKind::AddrNotAvailable => {
-            format!("address not available: {} is not an address of this host", addr.ip())
-        }
-        _ => e.to_string(),
-    }
-}
-
-/// Finds the process listening on TCP `port`, from /proc (Linux only;
-/// `None` where /proc does not tell, e.g. another user's process).
-pub fn port_holder(port: u16) -> Option<(u32, String)> {
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(st), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
-                continue;
-            };
-            let lport = local
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if lport == Some(port) && *st == "0A" && *inode != "0" {
-                inodes.push(format!("socket:[{inode}]"));
-            }
-        }
-    }
-    if inodes.is_empty() {
-        return None;
-    }
-    for proc_dir in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = proc_dir.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            if inodes.iter().any(|i| Path::new(i) == target) {
-                let name = std::fs::read_to_string(proc_dir.path().join("comm"))
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_else(|_| "?".into());
-                return Some((pid, name));
-            }
-        }
-    }
-    None
 }
 
 /// Concurrent-connection limits, in all and per client IP.
@@ -311,9 +252,12 @@ struct AcceptCtx {
     ids: Arc<AtomicU64>,
     phase: watch::Receiver<Phase>,
     done: mpsc::Sender<()>,
+    opts: Listener,
+    trusted: Arc<Vec<Cidr>>,
+    proxy_timeout: Duration,
 }
 
-async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
+async fn accept_loop(listener: TcpListener, ctx: Arc<AcceptCtx>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -331,22 +275,85 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
             .unwrap_or(peer);
         let id = ctx.ids.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let Some(slot) = ctx.limits.acquire(peer.ip()) else {
-            warn!(session = id, peer = %peer, local = %local, "connection refused: too many connections");
-            tokio::spawn(refuse(stream, ctx.shared.policy.hostname.clone()));
-            continue;
+        let conn = Conn {
+            peer,
+            local,
+            id,
+            tls: None,
         };
-        info!(session = id, peer = %peer, local = %local, "connection opened");
-        let conn = Conn { peer, local, id };
-        let shared = Arc::clone(&ctx.shared);
-        let phase = ctx.phase.clone();
-        let done = ctx.done.clone();
+        if !ctx.opts.proxy_protocol {
+            start_session(stream, conn, None, &ctx);
+            continue;
+        }
+        if !ctx.trusted.iter().any(|c| c.contains(peer.ip())) {
+            warn!(session = id, peer = %peer, local = %local, "connection closed: not a trusted proxy (proxy_trusted)");
+            continue;
+        }
+        let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
-            session::run(stream, conn, shared, phase).await;
-            drop(slot);
-            drop(done);
+            let mut stream = stream;
+            let header = tokio::time::timeout(ctx.proxy_timeout, read_proxy_header(&mut stream)).await;
+            let conn = match header {
+                Ok(Ok(Header::Proxied { source, destination })) => Conn {
+                    peer: SocketAddr::new(source.ip().to_canonical(), source.port()),
+                    local: SocketAddr::new(destination.ip().to_canonical(), destination.port()),
+                    ..conn
+                },
+                Ok(Ok(Header::Local)) => conn,
+                Ok(Err(e)) => {
+                    warn!(session = id, peer = %peer, local = %local, error = %e, "connection closed: bad PROXY header");
+                    return;
+                }
+                Err(_) => {
+                    warn!(session = id, peer = %peer, local = %local, "connection closed: no PROXY header in time");
+                    return;
+                }
+            };
+            start_session(stream, conn, Some(peer), &ctx);
         });
     }
+}
+
+/// Reads exactly one PROXY header off the socket, never a byte of the
+/// SMTP dialogue behind it. Buffers at most the header's size bound.
+async fn read_proxy_header(stream: &mut TcpStream) -> io::Result<Header> {
+    let mut buf = Vec::with_capacity(proxy::V1_MAX);
+    loop {
+        match proxy::parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+            Parse::Done { header, .. } => return Ok(header),
+            Parse::Incomplete { need } => {
+                let have = buf.len();
+                buf.resize(have + need, 0);
+                let Some(more) = buf.get_mut(have..) else {
+                    return Err(io::ErrorKind::InvalidData.into());
+                };
+                stream.read_exact(more).await?;
+            }
+        }
+    }
+}
+
+/// Takes a place in the limits for the (real) client and runs its session,
+/// or answers 421 when the limits are reached. `via` is the proxy that
+/// relayed the connection, if any.
+fn start_session(stream: TcpStream, conn: Conn, via: Option<SocketAddr>, ctx: &AcceptCtx) {
+    let (id, peer, local) = (conn.id, conn.peer, conn.local);
+    let via = via.map(tracing::field::display);
+    let Some(slot) = ctx.limits.acquire(peer.ip()) else {
+        warn!(session = id, peer = %peer, local = %local, via, "connection refused: too many connections");
+        tokio::spawn(refuse(stream, ctx.shared.policy.hostname.clone()));
+        return;
+    };
+    info!(session = id, peer = %peer, local = %local, via, "connection opened");
+    let shared = Arc::clone(&ctx.shared);
+    let phase = ctx.phase.clone();
+    let done = ctx.done.clone();
+    let implicit_tls = ctx.opts.implicit_tls;
+    tokio::spawn(async move {
+        session::run(stream, conn, shared, phase, implicit_tls).await;
+        drop(slot);
+        drop(done);
+    });
 }
 
 async fn refuse(mut stream: TcpStream, host: String) {

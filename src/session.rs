@@ -6,6 +6,11 @@
 //! message bodies through the DATA decoder into the store, and sends 250
 //! only after the store reports the message durable. Generic over any
 //! `AsyncRead + AsyncWrite`, so TCP, TLS or an in-memory pipe all fit.
+//!
+//! STARTTLS (RFC 3207) ends the plain driver: whatever the client sent
+//! after the command is thrown away with the plain buffer, the handshake
+//! runs on the bare stream, and a fresh driver over the TLS stream goes on
+//! with the state machine reset. The plain path never pays for TLS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::BareLf;
@@ -38,6 +44,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// Time and content limits.
     pub limits: SessionLimits,
+    /// TLS for STARTTLS and implicit-TLS listeners; `None`: no TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The limits a session enforces (see config/default.toml for each).
@@ -66,7 +74,7 @@ pub struct SessionLimits {
 pub const MAX_TEXT_LINE: usize = 998;
 
 /// The connection a session runs on: both ends, and its id for the log.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Conn {
     /// The client's address and port.
     pub peer: SocketAddr,
@@ -74,6 +82,9 @@ pub struct Conn {
     pub local: SocketAddr,
     /// Session number, unique within this process.
     pub id: u64,
+    /// Once TLS is up: its version and cipher, as the `Received:` header
+    /// says them (see [`crate::tls::describe`]).
+    pub tls: Option<String>,
 }
 
 /// Why a session ended (for the close log line).
@@ -93,6 +104,11 @@ pub enum End {
     IoError,
     /// The client sent before the greeting.
     EarlyTalker,
+    /// The TLS handshake failed or timed out.
+    TlsFailed,
+    /// STARTTLS was accepted: the driver goes on over TLS. Internal to
+    /// this module; never the reason a session is reported closed with.
+    StartTls,
 }
 
 enum Read {
@@ -114,6 +130,17 @@ struct Wire<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
+    fn new(stream: S, shutdown: watch::Receiver<ServerPhase>) -> Self {
+        Wire {
+            stream,
+            buf: vec![0; READ_BUF],
+            lo: 0,
+            hi: 0,
+            out: Vec::with_capacity(1024),
+            shutdown,
+        }
+    }
+
     fn pending(&self) -> &[u8] {
         self.buf.get(self.lo..self.hi).unwrap_or_default()
     }
@@ -167,34 +194,127 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 }
 
-/// Runs one SMTP session to its end.
-pub async fn run<S>(stream: S, conn: Conn, shared: Arc<Shared>, shutdown: watch::Receiver<ServerPhase>) -> End
+/// Runs one SMTP session to its end. With `implicit_tls` the TLS
+/// handshake comes first (RFC 8314 §3.3) and the greeting goes over TLS.
+pub async fn run<S>(
+    stream: S,
+    mut conn: Conn,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<ServerPhase>,
+    implicit_tls: bool,
+) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
-    let mut wire = Wire {
-        stream,
-        buf: vec![0; READ_BUF],
-        lo: 0,
-        hi: 0,
-        out: Vec::with_capacity(1024),
-        shutdown,
-    };
     let mut state = Session::new(Arc::clone(&shared.policy), conn.local.ip());
     let mut messages = 0u64;
-    let end = drive(&mut wire, &mut state, &conn, &shared, &mut messages).await;
-    let _ = wire.flush().await;
-    let _ = wire.stream.shutdown().await;
+    let end = if implicit_tls {
+        match handshake(stream, &mut conn, &shared).await {
+            Ok(tls) => {
+                state.tls_started();
+                over_tls(tls, &conn, &mut state, &shared, shutdown, &mut messages, true).await
+            }
+            Err(end) => end,
+        }
+    } else {
+        let mut wire = Wire::new(stream, shutdown.clone());
+        match drive(&mut wire, &mut state, &conn, &shared, &mut messages, true).await {
+            End::StartTls => {
+                // The 220 goes out in clear; anything the client pipelined
+                // behind STARTTLS stays in the plain buffer and is dropped
+                // with it, never executed (RFC 3207 §4.2, CVE-2011-0411).
+                let flushed = wire.flush().await;
+                let discarded = wire.pending().len();
+                if discarded > 0 {
+                    warn!(session = conn.id, peer = %conn.peer, local = %conn.local, discarded, "discarded bytes sent after STARTTLS before the TLS handshake");
+                }
+                match flushed {
+                    Err(_) => End::IoError,
+                    Ok(()) => match handshake(wire.stream, &mut conn, &shared).await {
+                        Ok(tls) => {
+                            state.tls_started();
+                            over_tls(tls, &conn, &mut state, &shared, shutdown, &mut messages, false).await
+                        }
+                        Err(end) => end,
+                    },
+                }
+            }
+            end => {
+                let _ = wire.flush().await;
+                let _ = wire.stream.shutdown().await;
+                end
+            }
+        }
+    };
     info!(
         session = conn.id,
         peer = %conn.peer,
         local = %conn.local,
+        tls = conn.tls.as_deref().map(tracing::field::display),
         messages,
         duration_ms = started.elapsed().as_millis() as u64,
         reason = ?end,
         "connection closed"
     );
+    end
+}
+
+/// Runs the server side of the TLS handshake, bounded by the command
+/// timeout; on success records the version and cipher in `conn`. A
+/// failure is logged and ends only this session.
+async fn handshake<S>(
+    stream: S,
+    conn: &mut Conn,
+    shared: &Shared,
+) -> Result<tokio_rustls::server::TlsStream<S>, End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(config) = &shared.tls else {
+        // The state machine only offers STARTTLS when TLS is configured.
+        return Err(End::TlsFailed);
+    };
+    let acceptor = TlsAcceptor::from(Arc::clone(config));
+    match tokio::time::timeout(shared.limits.command_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let desc = crate::tls::describe(tls.get_ref().1);
+            info!(session = conn.id, peer = %conn.peer, local = %conn.local, tls = %desc, "TLS established");
+            conn.tls = Some(desc);
+            Ok(tls)
+        }
+        Ok(Err(e)) => {
+            warn!(session = conn.id, peer = %conn.peer, local = %conn.local, error = %e, "TLS handshake failed");
+            Err(End::TlsFailed)
+        }
+        Err(_) => {
+            warn!(session = conn.id, peer = %conn.peer, local = %conn.local, "TLS handshake timed out");
+            Err(End::TlsFailed)
+        }
+    }
+}
+
+/// Drives the rest of a session over an established TLS stream.
+async fn over_tls<T>(
+    stream: T,
+    conn: &Conn,
+    state: &mut Session,
+    shared: &Shared,
+    shutdown: watch::Receiver<ServerPhase>,
+    messages: &mut u64,
+    greet: bool,
+) -> End
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut wire = Wire::new(stream, shutdown);
+    let end = match drive(&mut wire, state, conn, shared, messages, greet).await {
+        // Under TLS the state machine answers STARTTLS with 503 itself.
+        End::StartTls => End::IoError,
+        end => end,
+    };
+    let _ = wire.flush().await;
+    let _ = wire.stream.shutdown().await;
     end
 }
 
@@ -204,6 +324,7 @@ async fn drive<S>(
     conn: &Conn,
     shared: &Shared,
     messages: &mut u64,
+    greet: bool,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -211,32 +332,34 @@ where
     let limits = &shared.limits;
     let host = &shared.policy.hostname;
     let session_end = Instant::now() + limits.max_session_time;
-    // RFC 5321 §4.3.1: the client waits for the greeting. One that talks
-    // first is a spam engine that does not; it gets 554 and is closed.
-    match wire
-        .fill(Instant::now() + limits.greet_delay, ServerPhase::Draining)
-        .await
-    {
-        Read::Timeout => {}
-        Read::Data => {
-            wire.reply(&Reply::new(
-                554,
-                codes::BAD_SEQUENCE,
-                format!("{host} Error: SMTP protocol synchronization (sent before the greeting)"),
-            ));
-            return End::EarlyTalker;
+    if greet {
+        // RFC 5321 §4.3.1: the client waits for the greeting. One that talks
+        // first is a spam engine that does not; it gets 554 and is closed.
+        match wire
+            .fill(Instant::now() + limits.greet_delay, ServerPhase::Draining)
+            .await
+        {
+            Read::Timeout => {}
+            Read::Data => {
+                wire.reply(&Reply::new(
+                    554,
+                    codes::BAD_SEQUENCE,
+                    format!("{host} Error: SMTP protocol synchronization (sent before the greeting)"),
+                ));
+                return End::EarlyTalker;
+            }
+            Read::Eof => return End::Disconnected,
+            Read::Error => return End::IoError,
+            Read::Shutdown => {
+                wire.reply(&shutdown_reply(host));
+                return End::Shutdown;
+            }
         }
-        Read::Eof => return End::Disconnected,
-        Read::Error => return End::IoError,
-        Read::Shutdown => {
-            wire.reply(&shutdown_reply(host));
-            return End::Shutdown;
+        let greeting = state.greeting();
+        wire.reply(&greeting);
+        if wire.flush().await.is_err() {
+            return End::IoError;
         }
-    }
-    let greeting = state.greeting();
-    wire.reply(&greeting);
-    if wire.flush().await.is_err() {
-        return End::IoError;
     }
     let reject_bare_lf = limits.bare_lf == BareLf::Reject;
     // The command timeout runs for a whole line, however it trickles in.
@@ -288,11 +411,7 @@ where
                     wire.reply(&r);
                     return End::ErrorLimit;
                 }
-                Next::StartTls => {
-                    // Only reachable when the policy offers STARTTLS, which
-                    // this transport does not; close rather than go on in clear.
-                    return End::IoError;
-                }
+                Next::StartTls => return End::StartTls,
             }
         }
         if !discarding && wire.pending().len() >= MAX_COMMAND_LINE {
@@ -368,6 +487,7 @@ where
         hostname: &shared.policy.hostname,
         queue_id: id.as_str(),
         tls: state.is_tls(),
+        tls_details: conn.tls.as_deref(),
     };
     let header = trace::headers(&info, env, &env.rcpts, SystemTime::now());
     let mut delivery = Delivery::begin(Arc::clone(&shared.store), id, header);

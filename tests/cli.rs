@@ -133,3 +133,39 @@ fn runs_delivers_logs_and_stops_on_sigterm() {
     assert_eq!(common::files(&dir.path().join("md/new")).len(), 1);
     assert!(common::files(&dir.path().join("md/tmp")).is_empty());
 }
+
+#[test]
+fn gen_cert_writes_a_usable_pair() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tls");
+    let run = Command::new(BIN)
+        .args(["gen-cert", "--hostname", "mx.example.org", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let cert = std::fs::read_to_string(out.join("cert.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    let key = out.join("key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    maildoor::tls::load_config(&out.join("cert.pem"), &key).unwrap();
+    // A bad pair stops the server before it binds, naming the key.
+    let port = free_port();
+    let bad = Command::new(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--maildir"])
+        .arg(dir.path().join("md"))
+        .env("MAILDOOR_TLS_CERT", &key)
+        .env("MAILDOOR_TLS_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("tls_cert"));
+    assert!(
+        !dir.path().join("md").exists(),
+        "nothing created before TLS is checked"
+    );
+}

@@ -1,4 +1,5 @@
-//! Real SMTP clients (swaks, curl, Python's smtplib) deliver to a server
+//! Real SMTP clients (swaks, curl, Python's smtplib) deliver to a server,
+//! in clear and over STARTTLS (swaks --tls, curl --ssl-reqd),
 //! started from the library; the stored message is read back byte-exact.
 //! A missing client is a skip that says so, or a failure when
 //! MAILDOOR_REQUIRE_CLIENTS=1 (as in CI).
@@ -131,4 +132,84 @@ with smtplib.SMTP(host, port, timeout=20) as s:
         "python3 smtplib",
     );
     check_stored(&srv, "smtplib");
+}
+
+/// A server with STARTTLS, its certificate made by `maildoor gen-cert`.
+fn tls_server() -> TestServer {
+    let certs = tempfile::tempdir().unwrap();
+    run(
+        Command::new(env!("CARGO_BIN_EXE_maildoor"))
+            .args(["gen-cert", "--hostname", "mx.test", "--out"])
+            .arg(certs.path()),
+        "maildoor gen-cert",
+    );
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let srv = TestServer::with(|s| {
+        s.tls_cert = Some(cert);
+        s.tls_key = Some(key);
+    });
+    drop(certs); // the server read both files at start
+    srv
+}
+
+/// Checks the stored message came over TLS.
+fn check_tls(srv: &TestServer, client: &str) {
+    check_stored(srv, client);
+    let new = srv.files("new");
+    let (trace, _) = split_trace(&std::fs::read(&new[0]).unwrap());
+    assert!(trace.contains("with ESMTPS"), "{client}: {trace}");
+    assert!(trace.contains("(using TLSv1."), "{client}: {trace}");
+}
+
+#[test]
+fn swaks_delivers_over_starttls() {
+    if !have("swaks") {
+        return;
+    }
+    let srv = tls_server();
+    let file = srv.dir.path().join("msg.eml");
+    std::fs::write(&file, MESSAGE.trim_end_matches('\n').replace('\n', "\r\n")).unwrap();
+    run(
+        Command::new("swaks")
+            .args([
+                "--server",
+                &srv.addr.to_string(),
+                "--from",
+                "sender@example.net",
+                "--to",
+                "user@localhost",
+                "--tls",
+            ])
+            .args(["--helo", "swaks.test", "--data"])
+            .arg(&file)
+            .args(["--timeout", "20"]),
+        "swaks --tls",
+    );
+    check_tls(&srv, "swaks --tls");
+}
+
+#[test]
+fn curl_delivers_over_starttls() {
+    if !have("curl") {
+        return;
+    }
+    let srv = tls_server();
+    let file = srv.dir.path().join("msg.eml");
+    std::fs::write(&file, MESSAGE.replace('\n', "\r\n")).unwrap();
+    run(
+        Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "20"])
+            .args(["--ssl-reqd", "--insecure"])
+            .arg(format!("smtp://{}/curl.test", srv.addr))
+            .args([
+                "--mail-from",
+                "sender@example.net",
+                "--mail-rcpt",
+                "user@localhost",
+                "--upload-file",
+            ])
+            .arg(&file),
+        "curl --ssl-reqd",
+    );
+    check_tls(&srv, "curl --ssl-reqd");
 }

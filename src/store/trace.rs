@@ -20,6 +20,9 @@ pub struct TraceInfo<'a> {
     pub queue_id: &'a str,
     /// True when the session runs over TLS.
     pub tls: bool,
+    /// The TLS version and cipher (`TLSv1.3 with cipher ...`), recorded
+    /// as a comment after the `from` clause, as Postfix does.
+    pub tls_details: Option<&'a str>,
 }
 
 /// The client address as an RFC 5321 address literal followed by the port:
@@ -57,8 +60,12 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
     let helo = info
         .hello
         .map_or_else(|| "unknown".to_string(), |h| h.name.to_string());
+    let using = match info.tls_details {
+        Some(d) => format!("\n\t(using {d})"),
+        None => String::new(),
+    };
     let mut s = format!(
-        "Return-Path: {from}\nReceived: from {helo} ({})\n\tby {} (maildoor) with {} id {}",
+        "Return-Path: {from}\nReceived: from {helo} ({}){using}\n\tby {} (maildoor) with {} id {}",
         peer_literal(info.peer),
         info.hostname,
         protocol(info, env),
@@ -149,6 +156,7 @@ mod tests {
             hostname: "mx.test",
             queue_id: "ID1",
             tls: false,
+            tls_details: None,
         };
         let h = headers(&info, &env, &[rcpt], UNIX_EPOCH);
         assert_eq!(
@@ -156,5 +164,15 @@ mod tests {
             "Return-Path: <>\nReceived: from client.example ([IPv6:::1]:4000)\n\tby mx.test (maildoor) with ESMTP id ID1\n\tfor <u@localhost>;\n\tThu, 01 Jan 1970 00:00:00 +0000\n"
         );
         assert_eq!(peer_literal("127.0.0.1:25".parse().unwrap()), "[127.0.0.1]:25");
+        let tls = TraceInfo {
+            tls: true,
+            tls_details: Some("TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384"),
+            ..info
+        };
+        let h = headers(&tls, &env, &[], UNIX_EPOCH);
+        assert!(
+            h.contains("([IPv6:::1]:4000)\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\n\tby mx.test (maildoor) with ESMTPS id ID1"),
+            "{h}"
+        );
     }
 }
