@@ -48,6 +48,8 @@ struct Raw {
     greet_delay: f64,
     bare_lf: String,
     long_lines: String,
+    delivery: String,
+    recipient_delimiter: String,
     log_level: String,
     tls_cert: String,
     tls_key: String,
@@ -111,6 +113,8 @@ const KEYS: &[&str] = &[
     "greet_delay",
     "bare_lf",
     "long_lines",
+    "delivery",
+    "recipient_delimiter",
     "log_level",
     "tls_cert",
     "tls_key",
@@ -160,6 +164,11 @@ pub struct Settings {
     pub bare_lf: BareLf,
     /// Refuse messages with lines over 1000 octets (`long_lines = "reject"`).
     pub reject_long_lines: bool,
+    /// `delivery = "per-recipient"`: one Maildir per recipient under
+    /// `maildir/<domain>/<local-part>/`; otherwise all mail in `maildir`.
+    pub per_recipient: bool,
+    /// `user<delim>tag` is delivered to `user`.
+    pub recipient_delimiter: Option<char>,
     /// Log filter (tracing-subscriber `EnvFilter` syntax).
     pub log_level: String,
     /// Listeners with options (`[[listener]]`); an entry for an address
@@ -432,6 +441,24 @@ impl Settings {
             } else {
                 secs("greet_delay", raw.greet_delay)?
             },
+            per_recipient: match raw.delivery.trim().to_ascii_lowercase().as_str() {
+                "shared" => false,
+                "per-recipient" => true,
+                other => {
+                    return Err(bad(
+                        "delivery",
+                        format!("{other:?} is not \"shared\" or \"per-recipient\""),
+                    ))
+                }
+            },
+            recipient_delimiter: {
+                let mut chars = raw.recipient_delimiter.chars();
+                match (chars.next(), chars.next()) {
+                    (None, _) => None,
+                    (Some(c), None) if "+-_=#~".contains(c) => Some(c),
+                    _ => return Err(bad("recipient_delimiter", "must be empty or one of + - _ = # ~")),
+                }
+            },
             reject_long_lines: match raw.long_lines.trim().to_ascii_lowercase().as_str() {
                 "accept" => false,
                 "reject" => true,
@@ -570,6 +597,9 @@ mod tests {
             ("MAILDOOR_LOG_LEVEL", "loud[", "log_level"),
             ("MAILDOOR_LIMIT_EXEMPT", "127.0.0.1/99", "limit_exempt"),
             ("MAILDOOR_LONG_LINES", "maybe", "long_lines"),
+            ("MAILDOOR_DELIVERY", "everywhere", "delivery"),
+            ("MAILDOOR_RECIPIENT_DELIMITER", "ab", "recipient_delimiter"),
+            ("MAILDOOR_RECIPIENT_DELIMITER", "/", "recipient_delimiter"),
             ("MAILDOOR_GREET_DELAY", "-2", "greet_delay"),
             ("MAILDOOR_MAX_SESSION_TIME", "0", "max_session_time"),
         ];

@@ -13,6 +13,7 @@ pub mod cidr;
 pub mod config;
 pub mod mailbox;
 pub mod proxy;
+pub mod route;
 pub mod server;
 pub mod session;
 pub mod smtp;

@@ -104,6 +104,8 @@ impl Server {
             max_recipients: settings.max_recipients,
             max_errors: settings.max_errors,
             starttls: tls.is_some(),
+            per_recipient: settings.per_recipient,
+            recipient_delimiter: settings.recipient_delimiter,
         };
         let shared = Arc::new(Shared {
             policy: Arc::new(policy),

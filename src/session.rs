@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::BareLf;
+use crate::route;
 use crate::server::Phase as ServerPhase;
 use crate::smtp::command;
 use crate::smtp::data::{DataDecoder, Progress};
@@ -489,8 +490,25 @@ where
         tls: state.is_tls(),
         tls_details: conn.tls.as_deref(),
     };
-    let header = trace::headers(&info, env, &env.rcpts, SystemTime::now());
-    let mut delivery = Delivery::begin(Arc::clone(&shared.store), id, header);
+    let policy = &shared.policy;
+    // Per-recipient: one file, hard-linked into each recipient's Maildir,
+    // so its header may name none of them (Bcc privacy).
+    let (named, targets) = if policy.per_recipient {
+        let root = shared.store.maildir().root();
+        let mut targets: Vec<_> = env
+            .rcpts
+            .iter()
+            .filter_map(|r| route::mailbox_key(r, policy.primary_domain(), policy.recipient_delimiter).ok())
+            .map(|key| key.path(root))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        targets.retain(|t| seen.insert(t.clone()));
+        (&[][..], targets)
+    } else {
+        (&env.rcpts[..], Vec::new())
+    };
+    let header = trace::headers(&info, env, named, SystemTime::now());
+    let mut delivery = Delivery::begin(Arc::clone(&shared.store), id, header, targets);
     let mut decoder = DataDecoder::new();
     let max = shared.policy.max_message_size;
     let limits = &shared.limits;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::command::{AddressLiteral, Command, Domain, ForwardPath, MailParams, ParseError, ReversePath};
 use super::reply::{codes, Reply};
+use crate::route;
 
 /// The policy a session applies; shared by all sessions of a server.
 #[derive(Debug, Clone)]
@@ -27,6 +28,20 @@ pub struct Policy {
     pub max_errors: u32,
     /// Whether STARTTLS can be offered.
     pub starttls: bool,
+    /// `delivery = "per-recipient"`: every recipient must map to a safe
+    /// mailbox directory (see [`crate::route`]).
+    pub per_recipient: bool,
+    /// `recipient_delimiter`: `user+tag` is delivered to `user`.
+    pub recipient_delimiter: Option<char>,
+}
+
+impl Policy {
+    /// The domain for `<postmaster>` and address-literal recipients.
+    pub fn primary_domain(&self) -> &str {
+        self.domains
+            .first()
+            .map_or(self.hostname.as_str(), String::as_str)
+    }
 }
 
 /// Where the session is in the dialogue.
@@ -320,17 +335,27 @@ impl Session {
     fn rcpt(&mut self, to: ForwardPath) -> Step {
         let max = self.policy.max_recipients;
         let local = self.is_local(&to);
-        let Some(env) = self.envelope.as_mut() else {
+        let Some(smtputf8) = self.envelope.as_ref().map(|e| e.params.smtputf8) else {
             return self.error(Reply::new(503, codes::BAD_SEQUENCE, "Error: need MAIL command"));
         };
         if let ForwardPath::Mailbox(m) = &to {
-            if !m.is_ascii() && !env.params.smtputf8 {
+            if !m.is_ascii() && !smtputf8 {
                 return self.error(need_smtputf8());
             }
         }
         if !local {
             return self.error(Reply::new(550, codes::RELAY_DENIED, "Error: relay access denied"));
         }
+        if self.policy.per_recipient {
+            let routed =
+                route::mailbox_key(&to, self.policy.primary_domain(), self.policy.recipient_delimiter);
+            if let Err(e) = routed {
+                return self.error(Reply::new(553, codes::BAD_ADDRESS, format!("Error: {e}")));
+            }
+        }
+        let Some(env) = self.envelope.as_mut() else {
+            return self.error(Reply::new(503, codes::BAD_SEQUENCE, "Error: need MAIL command"));
+        };
         if env.rcpts.len() >= max {
             // 452, not 552: the client should send the rest in another
             // transaction (RFC 5321 §4.5.3.1.10).

@@ -13,6 +13,8 @@ fn policy() -> Arc<Policy> {
         max_recipients: 3,
         max_errors: 10,
         starttls: false,
+        per_recipient: false,
+        recipient_delimiter: None,
     })
 }
 
@@ -238,4 +240,24 @@ fn starttls_when_offered_resets_everything() {
     let ehlo = s.command(parse(b"EHLO c")).reply.to_string();
     assert!(!ehlo.contains("STARTTLS"));
     assert_eq!(code(&mut s, "STARTTLS"), 503);
+}
+
+#[test]
+fn per_recipient_delivery_refuses_unsafe_mailbox_names() {
+    let mut p = (*policy()).clone();
+    p.per_recipient = true;
+    p.recipient_delimiter = Some('+');
+    let mut s = Session::new(Arc::new(p), "127.0.0.1".parse().unwrap());
+    code(&mut s, "EHLO c");
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    assert_eq!(send(&mut s, "RCPT TO:<\"../x\"@localhost>"), (553, e(5, 1, 3)));
+    assert_eq!(send(&mut s, "RCPT TO:<\"a/b\"@localhost>"), (553, e(5, 1, 3)));
+    assert_eq!(send(&mut s, "RCPT TO:<%2e%2e@localhost>"), (553, e(5, 1, 3)));
+    assert_eq!(code(&mut s, "RCPT TO:<user+tag@localhost>"), 250);
+    assert_eq!(code(&mut s, "RCPT TO:<postmaster>"), 250);
+    // Outside our domains it is still a relay refusal, not a name problem.
+    assert_eq!(
+        send(&mut s, "RCPT TO:<\"../x\"@elsewhere.net>"),
+        (550, e(5, 7, 1))
+    );
 }

@@ -37,12 +37,16 @@ struct Job {
     id: UniqueId,
     file: Option<TmpFile>,
     rest: Vec<u8>,
+    /// Per-recipient Maildirs to link the message into; empty: publish
+    /// into `maildir` itself.
+    targets: Vec<PathBuf>,
     done: Done,
 }
 
 struct Synced {
     maildir: Arc<Maildir>,
     tmp: TmpFile,
+    targets: Vec<Arc<Maildir>>,
     done: Done,
 }
 
@@ -68,13 +72,16 @@ impl GroupCommit {
     }
 
     /// Writes `rest` to the message's `tmp/` file (created if `file` is
-    /// `None`), and returns once the message is durable in `new/`.
+    /// `None`), and returns once the message is durable in `new/` of
+    /// `maildir`, or, when `targets` are given, in `new/` of each of those
+    /// Maildirs (created when missing); the first path is returned.
     pub async fn commit(
         &self,
         maildir: Arc<Maildir>,
         id: UniqueId,
         file: Option<TmpFile>,
         rest: Vec<u8>,
+        targets: Vec<PathBuf>,
     ) -> io::Result<PathBuf> {
         let (done, wait) = oneshot::channel();
         let job = Job {
@@ -82,6 +89,7 @@ impl GroupCommit {
             id,
             file,
             rest,
+            targets,
             done,
         };
         self.tx.send(job).map_err(|_| stopped())?;
@@ -102,6 +110,8 @@ fn copy(e: &io::Error) -> io::Error {
 }
 
 fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>) {
+    // Per-recipient Maildirs opened so far; only this thread touches it.
+    let mut opened: HashMap<PathBuf, Arc<Maildir>> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -112,10 +122,18 @@ fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>) {
         }
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match finish_file(&job.maildir, &job.id, job.file, &job.rest) {
-                Ok(tmp) => batch.push(Synced {
+            let targets = job
+                .targets
+                .iter()
+                .map(|root| open_target(&mut opened, &job.maildir, root))
+                .collect::<io::Result<Vec<_>>>();
+            let finished =
+                targets.and_then(|t| Ok((t, finish_file(&job.maildir, &job.id, job.file, &job.rest)?)));
+            match finished {
+                Ok((targets, tmp)) => batch.push(Synced {
                     maildir: job.maildir,
                     tmp,
+                    targets,
                     done: job.done,
                 }),
                 Err(e) => {
@@ -136,6 +154,22 @@ fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>) {
             return;
         }
     }
+}
+
+fn open_target(
+    opened: &mut HashMap<PathBuf, Arc<Maildir>>,
+    like: &Maildir,
+    root: &PathBuf,
+) -> io::Result<Arc<Maildir>> {
+    if let Some(m) = opened.get(root) {
+        // Re-create its directories if someone removed them meanwhile.
+        if m.root().join("new").is_dir() {
+            return Ok(Arc::clone(m));
+        }
+    }
+    let m = Arc::new(like.open_sibling(root.clone())?);
+    opened.insert(root.clone(), Arc::clone(&m));
+    Ok(m)
 }
 
 fn finish_file(maildir: &Maildir, id: &UniqueId, file: Option<TmpFile>, rest: &[u8]) -> io::Result<TmpFile> {
@@ -165,6 +199,36 @@ fn flush_data(batch: &[Synced]) -> io::Result<()> {
     Ok(())
 }
 
+/// Puts one synced message into `new/`: renamed into its own Maildir, or
+/// linked into each per-recipient Maildir. Returns the paths created.
+/// The copies of one message in `new/`, with the Maildir of each.
+type Placed = Vec<(Arc<Maildir>, PathBuf)>;
+
+fn place(s: Synced) -> (Placed, Done, io::Result<()>) {
+    if s.targets.is_empty() {
+        let maildir = s.maildir;
+        return match maildir.publish(s.tmp) {
+            Ok(path) => (vec![(maildir, path)], s.done, Ok(())),
+            Err(e) => (Vec::new(), s.done, Err(e)),
+        };
+    }
+    let name = s.maildir.final_name(&s.tmp);
+    let mut placed = Vec::with_capacity(s.targets.len());
+    for target in s.targets {
+        match target.link_in(&s.tmp, &name) {
+            Ok(path) => placed.push((target, path)),
+            Err(e) => {
+                for (_, path) in &placed {
+                    let _ = std::fs::remove_file(path);
+                }
+                return (Vec::new(), s.done, Err(e));
+            }
+        }
+    }
+    // Dropping s.tmp removes the tmp/ name; the links keep the data.
+    (placed, s.done, Ok(()))
+}
+
 fn publish_stage(rx: mpsc::Receiver<Vec<Synced>>) {
     while let Ok(mut batch) = rx.recv() {
         while let Ok(more) = rx.try_recv() {
@@ -172,28 +236,35 @@ fn publish_stage(rx: mpsc::Receiver<Vec<Synced>>) {
         }
         let mut published = Vec::with_capacity(batch.len());
         for s in batch {
-            match s.maildir.publish(s.tmp) {
-                Ok(path) => published.push((s.maildir, path, s.done)),
-                Err(e) => {
-                    let _ = s.done.send(Err(e));
+            match place(s) {
+                (paths, done, Ok(())) => published.push((paths, done)),
+                (_, done, Err(e)) => {
+                    let _ = done.send(Err(e));
                 }
             }
         }
         // One fsync per distinct new/ directory in the batch.
         let mut dirs: HashMap<PathBuf, Option<io::Error>> = HashMap::new();
-        for (maildir, _, _) in &published {
-            if !dirs.contains_key(maildir.root()) {
-                dirs.insert(maildir.root().to_path_buf(), maildir.sync_new().err());
+        for (paths, _) in &published {
+            for (maildir, _) in paths {
+                if !dirs.contains_key(maildir.root()) {
+                    dirs.insert(maildir.root().to_path_buf(), maildir.sync_new().err());
+                }
             }
         }
-        for (maildir, path, done) in published {
-            let result = match dirs.get(maildir.root()) {
-                Some(Some(e)) => {
-                    // Not known to be durable: take it back out of new/.
-                    let _ = std::fs::remove_file(&path);
-                    Err(copy(e))
+        for (paths, done) in published {
+            let failed = paths
+                .iter()
+                .find_map(|(m, _)| dirs.get(m.root()).and_then(Option::as_ref));
+            let result = match (failed, paths.first()) {
+                (None, Some((_, first))) => Ok(first.clone()),
+                (failed, _) => {
+                    // Not known to be durable: take every copy back out.
+                    for (_, path) in &paths {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    Err(failed.map_or_else(|| io::Error::other("no recipient mailbox"), copy))
                 }
-                _ => Ok(path),
             };
             let _ = done.send(result);
         }
@@ -224,7 +295,7 @@ mod tests {
                 tasks.push(tokio::spawn(async move {
                     let id = md.next_id();
                     let body = format!("message {i}\n").into_bytes();
-                    gc.commit(md, id, None, body).await.unwrap()
+                    gc.commit(md, id, None, body, Vec::new()).await.unwrap()
                 }));
             }
             let mut v = Vec::new();
@@ -252,10 +323,48 @@ mod tests {
         // A message whose tmp file already exists cannot be created.
         let id = md.next_id();
         let clash = md.create(&id).unwrap();
-        let err = rt.block_on(gc.commit(Arc::clone(&md), id, None, b"x".to_vec()));
+        let err = rt.block_on(gc.commit(Arc::clone(&md), id, None, b"x".to_vec(), Vec::new()));
         assert!(err.is_err());
         drop(clash);
-        let ok = rt.block_on(gc.commit(Arc::clone(&md), md.next_id(), None, b"y".to_vec()));
+        let ok = rt.block_on(gc.commit(Arc::clone(&md), md.next_id(), None, b"y".to_vec(), Vec::new()));
         assert!(ok.unwrap().exists());
+    }
+}
+
+#[cfg(test)]
+mod per_recipient_tests {
+    use super::*;
+
+    #[test]
+    fn one_write_many_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Arc::new(Maildir::open(dir.path(), "h").unwrap());
+        let gc = GroupCommit::start().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let targets = vec![dir.path().join("d.test/alice"), dir.path().join("d.test/bob")];
+        let id = md.next_id();
+        let first = rt
+            .block_on(gc.commit(
+                Arc::clone(&md),
+                id,
+                None,
+                b"shared body\n".to_vec(),
+                targets.clone(),
+            ))
+            .unwrap();
+        assert!(first.starts_with(&targets[0]));
+        for t in &targets {
+            let files: Vec<_> = std::fs::read_dir(t.join("new")).unwrap().collect();
+            assert_eq!(files.len(), 1);
+            let path = files[0].as_ref().unwrap().path();
+            assert_eq!(std::fs::read(&path).unwrap(), b"shared body\n");
+            assert!(path.to_string_lossy().ends_with(",S=12"));
+        }
+        // Nothing left in the shared tmp/ or new/.
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
     }
 }

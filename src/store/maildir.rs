@@ -57,6 +57,21 @@ impl Maildir {
         })
     }
 
+    /// Opens (creating if needed) another Maildir at `root` that names
+    /// its files the way this one does.
+    pub fn open_sibling(&self, root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        for sub in ["tmp", "new", "cur"] {
+            fs::create_dir_all(root.join(sub))?;
+        }
+        Ok(Maildir {
+            root,
+            host: self.host.clone(),
+            pid: self.pid,
+            counter: AtomicU64::new(0),
+        })
+    }
+
     /// The Maildir's top directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -107,11 +122,38 @@ impl Maildir {
     /// `new/<id>.<host>,S=<size>`. The name is durable only after
     /// [`Maildir::sync_new`].
     pub fn publish(&self, mut tmp: TmpFile) -> io::Result<PathBuf> {
-        let name = format!("{}.{},S={}", tmp.id, self.host, tmp.size);
-        let dest = self.root.join("new").join(name);
+        let dest = self.root.join("new").join(self.final_name(&tmp));
         fs::rename(&tmp.path, &dest)?;
         // The rename is done: there is no tmp file left to clean up.
         tmp.path = PathBuf::new();
+        Ok(dest)
+    }
+
+    /// The name a finished message gets in `new/`: `<id>.<host>,S=<size>`.
+    pub fn final_name(&self, tmp: &TmpFile) -> String {
+        format!("{}.{},S={}", tmp.id, self.host, tmp.size)
+    }
+
+    /// Puts a copy of a message whose data is durable into this Maildir's
+    /// `new/` under `name`: a hard link when `tmp` is on the same file
+    /// system, otherwise a full copy that is itself fsynced before it is
+    /// renamed in. Durable only after [`Maildir::sync_new`].
+    pub fn link_in(&self, tmp: &TmpFile, name: &str) -> io::Result<PathBuf> {
+        let dest = self.root.join("new").join(name);
+        match fs::hard_link(&tmp.path, &dest) {
+            Ok(()) => return Ok(dest),
+            // Another file system, or one without hard links: copy.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EPERM | libc::EMLINK)) => {}
+            Err(e) => return Err(e),
+        }
+        let copy = self.root.join("tmp").join(name);
+        let result = fs::copy(&tmp.path, &copy)
+            .and_then(|_| File::open(&copy)?.sync_data())
+            .and_then(|()| fs::rename(&copy, &dest));
+        if let Err(e) = result {
+            let _ = fs::remove_file(&copy);
+            return Err(e);
+        }
         Ok(dest)
     }
 

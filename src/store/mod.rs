@@ -51,6 +51,7 @@ pub struct Delivery {
     buf: Vec<u8>,
     file: Option<TmpFile>,
     failed: Option<io::Error>,
+    targets: Vec<PathBuf>,
 }
 
 /// True for errors that mean "no space left" (452 4.3.1 rather than 451).
@@ -59,8 +60,10 @@ pub fn is_storage_full(e: &io::Error) -> bool {
 }
 
 impl Delivery {
-    /// Starts a message `id` whose first bytes are `header`.
-    pub fn begin(store: Arc<Store>, id: UniqueId, header: String) -> Self {
+    /// Starts a message `id` whose first bytes are `header`. With
+    /// `targets` (per-recipient Maildirs) the message is linked into each
+    /// of them instead of the store's own Maildir.
+    pub fn begin(store: Arc<Store>, id: UniqueId, header: String, targets: Vec<PathBuf>) -> Self {
         let mut buf = Vec::with_capacity(SPOOL_CHUNK + 16 * 1024);
         buf.extend_from_slice(header.as_bytes());
         Delivery {
@@ -69,6 +72,7 @@ impl Delivery {
             buf,
             file: None,
             failed: None,
+            targets,
         }
     }
 
@@ -127,9 +131,10 @@ impl Delivery {
         }
         let maildir = Arc::clone(&self.store.maildir);
         let rest = std::mem::take(&mut self.buf);
+        let targets = std::mem::take(&mut self.targets);
         self.store
             .committer
-            .commit(maildir, self.id.clone(), self.file.take(), rest)
+            .commit(maildir, self.id.clone(), self.file.take(), rest, targets)
             .await
     }
 }

@@ -72,6 +72,7 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
         info.queue_id,
     );
     match rcpts {
+        [] => {}
         [one] => s.push_str(&format!("\n\tfor {one}")),
         many => {
             let list: Vec<String> = many.iter().map(ToString::to_string).collect();

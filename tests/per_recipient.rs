@@ -1,0 +1,97 @@
+//! `delivery = "per-recipient"`: each local recipient's own Maildir at
+//! `maildir/<domain>/<local-part>/`, one hard-linked file that names no
+//! recipient (Bcc privacy), and unsafe mailbox names refused at RCPT.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+
+use common::{files, split_trace, TestServer};
+
+fn server() -> TestServer {
+    TestServer::with(|s| {
+        s.per_recipient = true;
+        s.recipient_delimiter = Some('+');
+    })
+}
+
+#[test]
+fn each_recipient_gets_a_private_copy() {
+    let srv = server();
+    let r = srv.client().deliver(
+        "sender@example.net",
+        &[
+            "alice@localhost",
+            "Bob@Example.ORG",
+            "bob+news@example.org",
+            "postmaster",
+        ],
+        b"Subject: to several\r\nTo: alice@localhost\r\n\r\nhello all",
+    );
+    assert_eq!(r.code, 250, "{}", r.text);
+    let root = srv.maildir();
+    let boxes = ["localhost/alice", "example.org/bob", "localhost/postmaster"];
+    let mut inodes = Vec::new();
+    let mut bodies = Vec::new();
+    for b in boxes {
+        let new = files(&root.join(b).join("new"));
+        assert_eq!(new.len(), 1, "{b}: {new:?}");
+        for sub in ["tmp", "cur"] {
+            assert!(root.join(b).join(sub).is_dir(), "{b}/{sub}");
+        }
+        let meta = std::fs::metadata(&new[0]).unwrap();
+        let name = new[0].file_name().unwrap().to_string_lossy().into_owned();
+        let size: u64 = name.rsplit("S=").next().unwrap().parse().unwrap();
+        assert_eq!(size, meta.len(), "{name}");
+        inodes.push(meta.ino());
+        bodies.push(std::fs::read(&new[0]).unwrap());
+    }
+    // One write, hard-linked: same inode everywhere, and no recipient
+    // named in the trace headers.
+    assert!(inodes.iter().all(|&i| i == inodes[0]));
+    let (trace, body) = split_trace(&bodies[0]);
+    assert!(
+        !trace.contains("alice") && !trace.contains("bob") && !trace.contains("postmaster"),
+        "{trace}"
+    );
+    assert!(!trace.contains(" for <"), "{trace}");
+    assert_eq!(body, b"Subject: to several\nTo: alice@localhost\n\nhello all\n");
+    // The shared Maildir itself stays empty.
+    assert!(srv.files("new").is_empty());
+    assert!(srv.files("tmp").is_empty());
+}
+
+#[test]
+fn unsafe_local_parts_get_553() {
+    let srv = server();
+    let mut c = srv.client();
+    c.reply();
+    c.cmd("EHLO x");
+    c.cmd("MAIL FROM:<a@b.c> SMTPUTF8");
+    let overlong = format!("RCPT TO:<{}@localhost>", "a".repeat(65));
+    for rcpt in [
+        "RCPT TO:<\"../../etc\"@localhost>",
+        "RCPT TO:<\"..\"@localhost>",
+        "RCPT TO:<\"a/b\"@localhost>",
+        "RCPT TO:<%2e%2e@localhost>",
+        "RCPT TO:<\".hidden\"@localhost>",
+        "RCPT TO:<\"with space\"@localhost>",
+        overlong.as_str(),
+    ] {
+        let r = c.cmd(rcpt);
+        assert!(r.text.starts_with("553 5.1.3"), "{rcpt}: {}", r.text);
+    }
+    // Control characters never get that far: the parser refuses the line.
+    assert!(c
+        .cmd("RCPT TO:<\"a\u{1}b\"@localhost>")
+        .text
+        .starts_with("501 5.5.4"));
+    // UTF-8 local parts (with SMTPUTF8) are fine and case-folded.
+    assert_eq!(c.cmd("RCPT TO:<Jürgen@localhost>").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send(b"Subject: utf8\r\n\r\nx\r\n.\r\n");
+    assert_eq!(c.reply().code, 250);
+    assert_eq!(files(&srv.maildir().join("localhost/jürgen/new")).len(), 1);
+    // Nothing escaped the Maildir root.
+    assert!(!srv.dir.path().join("etc").exists());
+}
