@@ -7,6 +7,16 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// No panic reachable from network or file input (issue 4): tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod bind;
 pub mod cidr;

@@ -359,7 +359,10 @@ fn quoted_string(i: &str) -> IResult<&str, String> {
     delimited(
         char('"'),
         map(
-            many0(alt((qtext, map(recognize(pair), |s: &str| &s[1..])))),
+            many0(alt((
+                qtext,
+                map(recognize(pair), |s: &str| s.get(1..).unwrap_or_default()),
+            ))),
             |parts| parts.concat(),
         ),
         char('"'),

@@ -84,6 +84,18 @@ impl TestServer {
         }
     }
 
+    /// Tells the server to shut down (as SIGTERM does) without waiting.
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// True once the server has finished running.
+    pub fn is_stopped(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Stops the server and waits for it to finish.
     pub fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {
