@@ -172,6 +172,17 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let files = maildoor::server::raise_open_file_limit();
+    let wanted = settings.max_connections as u64 + 64;
+    if files < wanted {
+        tracing::warn!(
+            open_files = files,
+            max_connections = settings.max_connections,
+            "open file limit is below max_connections; raise the hard limit (ulimit -Hn)"
+        );
+    } else {
+        tracing::info!(open_files = files, "open file limit");
+    }
     runtime.block_on(async {
         let server = match Server::bind(settings).await {
             Ok(s) => s,

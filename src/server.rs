@@ -372,3 +372,18 @@ async fn refuse(mut stream: TcpStream, host: String) {
     })
     .await;
 }
+
+/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit,
+/// so that `max_connections` sessions fit; returns the soft limit in force.
+/// Each session needs one descriptor, plus one per message being written.
+pub fn raise_open_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum || limit.maximum.is_none() {
+        limit.current = limit.maximum;
+        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    limit.current.unwrap_or(u64::MAX)
+}
