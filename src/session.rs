@@ -36,7 +36,7 @@ pub const MAX_COMMAND_LINE: usize = 512;
 /// Size of a session's read buffer.
 /// Read buffer of a session between messages: room for several pipelined
 /// command lines, and small, so that 10,000 idle sessions stay cheap.
-const COMMAND_BUF: usize = 2 * 1024;
+const COMMAND_BUF: usize = 1024;
 /// Read buffer once a session has sent a message (DATA streams through it).
 const DATA_BUF: usize = 32 * 1024;
 
@@ -141,7 +141,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             buf: vec![0; COMMAND_BUF],
             lo: 0,
             hi: 0,
-            out: Vec::with_capacity(1024),
+            out: Vec::new(),
             shutdown,
         }
     }
@@ -226,10 +226,19 @@ where
     let mut state = Session::new(Arc::clone(&shared.policy), conn.local.ip());
     let mut messages = 0u64;
     let end = if implicit_tls {
-        match handshake(stream, &mut conn, &shared).await {
+        match Box::pin(handshake(stream, &mut conn, &shared)).await {
             Ok(tls) => {
                 state.tls_started();
-                over_tls(tls, &conn, &mut state, &shared, shutdown, &mut messages, true).await
+                Box::pin(over_tls(
+                    tls,
+                    &conn,
+                    &mut state,
+                    &shared,
+                    shutdown,
+                    &mut messages,
+                    true,
+                ))
+                .await
             }
             Err(end) => end,
         }
@@ -247,10 +256,19 @@ where
                 }
                 match flushed {
                     Err(_) => End::IoError,
-                    Ok(()) => match handshake(wire.stream, &mut conn, &shared).await {
+                    Ok(()) => match Box::pin(handshake(wire.stream, &mut conn, &shared)).await {
                         Ok(tls) => {
                             state.tls_started();
-                            over_tls(tls, &conn, &mut state, &shared, shutdown, &mut messages, false).await
+                            Box::pin(over_tls(
+                                tls,
+                                &conn,
+                                &mut state,
+                                &shared,
+                                shutdown,
+                                &mut messages,
+                                false,
+                            ))
+                            .await
                         }
                         Err(end) => end,
                     },
@@ -409,7 +427,9 @@ where
                 if wire.flush().await.is_err() {
                     return End::IoError;
                 }
-                let outcome = match receive_data(wire, state, conn, shared, session_end).await {
+                // Boxed: its state is only needed while a message streams in, and
+                // would otherwise make every idle session's future larger.
+                let outcome = match Box::pin(receive_data(wire, state, conn, shared, session_end)).await {
                     Ok(outcome) => outcome,
                     Err(end) => return end,
                 };
