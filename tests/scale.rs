@@ -47,12 +47,21 @@ fn start(port: u16, maildir: &std::path::Path) -> Instance {
         .spawn()
         .expect("start maildoor");
     let mut log = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    log.read_line(&mut first).unwrap();
-    assert!(
-        first.contains(&format!("listening on 127.0.0.1:{port} (pid {})", child.id())),
-        "{first}"
-    );
+    let want = format!("listening on 127.0.0.1:{port} (pid {})", child.id());
+    // Owned before any assertion, so a failure still stops the process.
+    let instance = Instance(child);
+    let mut startup = String::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        if log.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        startup.push_str(&line);
+        if line.contains(&want) {
+            break;
+        }
+    }
+    assert!(startup.contains(&want), "{startup}");
     // Keep draining the log so the process never blocks on a full pipe.
     std::thread::spawn(move || {
         let mut sink = String::new();
@@ -60,7 +69,7 @@ fn start(port: u16, maildir: &std::path::Path) -> Instance {
             sink.clear();
         }
     });
-    Instance(child)
+    instance
 }
 
 #[test]
