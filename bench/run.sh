@@ -60,6 +60,15 @@ EOF
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 now_ns() { date +%s%N; }
+need() { # PROGRAM...: each must be on PATH
+  local p
+  for p in "$@"; do
+    command -v "$p" >/dev/null || { echo "$p not found: run $HARNESS/install.sh (as root)" >&2; exit 1; }
+  done
+}
+need_harness() {
+  [ -f "$HARNESS/$1" ] || { echo "$HARNESS/$1 not found: set MAILDOOR_BENCH_HARNESS to the shared bench directory" >&2; exit 1; }
+}
 
 SERVERS=()
 stop_servers() {
@@ -95,6 +104,8 @@ start_maildoor() {
 }
 
 step_peers() {
+  need_harness bench.py
+  need smtp-source
   note "== peers: bench.py (scenarios ${BENCH_SCENARIOS:-a,b,c,d})"
   local args=(--maildoor "$MD --listen 127.0.0.1:{port} --maildir {maildir} --domain bench.test --log-level warn"
     --json "$OUT/bench.json")
@@ -106,6 +117,7 @@ step_peers() {
 step_sink() {
   local sessions=${SINK_SESSIONS:-20} messages=${SINK_MESSAGES:-5000} size=${SINK_SIZE:-1024}
   local rounds=${SINK_ROUNDS:-3}
+  need smtp-source smtp-sink
   note "== sink: discarding maildoor vs smtp-sink, $sessions sessions, $messages x $size bytes, best of $rounds"
   mkdir -p "$OUT/sink"
   local sink_port discard_port
@@ -164,6 +176,7 @@ step_rss() {
 
 step_idle() {
   local count=${IDLE_COUNT:-10000}
+  need_harness idle_conns.py
   note "== idle: $count idle connections"
   start_maildoor idle "MAILDOOR_MAX_CONNECTIONS=$((count + 100))"
   note "  maildoor open-file limit: $(awk '/Max open files/ { print $4 " soft, " $5 " hard" }' "/proc/$PID/limits")"
