@@ -74,6 +74,19 @@ impl Server {
     /// binds every listener. Fails before anything is served if any of
     /// them cannot be used.
     pub async fn bind(settings: Settings) -> Result<Server, StartError> {
+        Self::bind_store(settings, false).await
+    }
+
+    /// Like [`Server::bind`], but every accepted message is thrown away
+    /// instead of stored (see `Store::discarding`): the protocol's cost
+    /// alone, for `maildoor-load --serve-discard` to compare with
+    /// `smtp-sink`. Never reachable from settings or the command line.
+    #[doc(hidden)]
+    pub async fn bind_discarding(settings: Settings) -> Result<Server, StartError> {
+        Self::bind_store(settings, true).await
+    }
+
+    async fn bind_store(settings: Settings, discard: bool) -> Result<Server, StartError> {
         let tls = match (&settings.tls_cert, &settings.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::load_config(cert, key)?),
             _ => None,
@@ -83,6 +96,7 @@ impl Server {
                 path: settings.maildir.display().to_string(),
                 source,
             })?;
+        let store = if discard { store.discarding() } else { store };
         match store.maildir().clean_tmp(Duration::from_secs(36 * 3600)) {
             Ok(0) => {}
             Ok(n) => info!(removed = n, "removed stale files older than 36 hours from tmp/"),

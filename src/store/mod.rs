@@ -22,6 +22,8 @@ pub use maildir::{Maildir, TmpFile, UniqueId};
 pub struct Store {
     maildir: Arc<Maildir>,
     committer: GroupCommit,
+    /// Benchmark only (see [`Store::discarding`]): drop every message.
+    discard: bool,
 }
 
 impl Store {
@@ -31,7 +33,19 @@ impl Store {
         Ok(Store {
             maildir: Arc::new(Maildir::open(root, hostname)?),
             committer: GroupCommit::start()?,
+            discard: false,
         })
+    }
+
+    /// Turns this store into one that throws every message away without
+    /// touching the disk, and reports it delivered under a made-up path.
+    /// Only `maildoor-load --serve-discard` uses it, to measure the cost of
+    /// the protocol alone beside `smtp-sink`; it is not a setting and no
+    /// configuration can reach it.
+    #[doc(hidden)]
+    pub fn discarding(mut self) -> Self {
+        self.discard = true;
+        self
     }
 
     /// The Maildir.
@@ -93,7 +107,7 @@ impl Delivery {
         if self.buf.len() < SPOOL_CHUNK {
             return;
         }
-        if self.failed.is_some() {
+        if self.failed.is_some() || self.store.discard {
             self.buf.clear();
             return;
         }
@@ -128,6 +142,9 @@ impl Delivery {
     pub async fn commit(mut self) -> io::Result<PathBuf> {
         if let Some(e) = self.failed.take() {
             return Err(e);
+        }
+        if self.store.discard {
+            return Ok(self.store.maildir.root().join("discarded").join(self.id.as_str()));
         }
         let maildir = Arc::clone(&self.store.maildir);
         let rest = std::mem::take(&mut self.buf);
