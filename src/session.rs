@@ -226,22 +226,16 @@ where
     let mut state = Session::new(Arc::clone(&shared.policy), conn.local.ip());
     let mut messages = 0u64;
     let end = if implicit_tls {
-        match Box::pin(handshake(stream, &mut conn, &shared)).await {
-            Ok(tls) => {
-                state.tls_started();
-                Box::pin(over_tls(
-                    tls,
-                    &conn,
-                    &mut state,
-                    &shared,
-                    shutdown,
-                    &mut messages,
-                    true,
-                ))
-                .await
-            }
-            Err(end) => end,
-        }
+        Box::pin(tls_session(
+            stream,
+            &mut conn,
+            &mut state,
+            &shared,
+            shutdown,
+            &mut messages,
+            true,
+        ))
+        .await
     } else {
         let mut wire = Wire::new(stream, shutdown.clone());
         match drive(&mut wire, &mut state, &conn, &shared, &mut messages, true).await {
@@ -256,22 +250,18 @@ where
                 }
                 match flushed {
                     Err(_) => End::IoError,
-                    Ok(()) => match Box::pin(handshake(wire.stream, &mut conn, &shared)).await {
-                        Ok(tls) => {
-                            state.tls_started();
-                            Box::pin(over_tls(
-                                tls,
-                                &conn,
-                                &mut state,
-                                &shared,
-                                shutdown,
-                                &mut messages,
-                                false,
-                            ))
-                            .await
-                        }
-                        Err(end) => end,
-                    },
+                    Ok(()) => {
+                        let tls = tls_session(
+                            wire.stream,
+                            &mut conn,
+                            &mut state,
+                            &shared,
+                            shutdown,
+                            &mut messages,
+                            false,
+                        );
+                        Box::pin(tls).await
+                    }
                 }
             }
             end => {
@@ -328,10 +318,11 @@ where
     }
 }
 
-/// Drives the rest of a session over an established TLS stream.
-async fn over_tls<T>(
-    stream: T,
-    conn: &Conn,
+/// Runs the TLS handshake on `stream`, forgets everything the session
+/// learnt in clear (RFC 3207 §4.2), and drives the rest of it over TLS.
+async fn tls_session<S>(
+    stream: S,
+    conn: &mut Conn,
     state: &mut Session,
     shared: &Shared,
     shutdown: watch::Receiver<ServerPhase>,
@@ -339,9 +330,14 @@ async fn over_tls<T>(
     greet: bool,
 ) -> End
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut wire = Wire::new(stream, shutdown);
+    let tls = match handshake(stream, conn, shared).await {
+        Ok(tls) => tls,
+        Err(end) => return end,
+    };
+    state.tls_started();
+    let mut wire = Wire::new(tls, shutdown);
     let end = match drive(&mut wire, state, conn, shared, messages, greet).await {
         // Under TLS the state machine answers STARTTLS with 503 itself.
         End::StartTls => End::IoError,

@@ -14,18 +14,7 @@ use common::{split_trace, TestServer};
 const MESSAGE: &str = "From: Sender <sender@example.net>\nTo: user@localhost\nSubject: real client test\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nHello from a real client.\n.leading dot\n..two dots\n\nGrüße, ünïcödé\n";
 
 fn have(program: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("MAILDOOR_REQUIRE_CLIENTS").as_deref() == Ok("1") {
-            panic!("{program} is required (MAILDOOR_REQUIRE_CLIENTS=1) but not installed");
-        }
-        eprintln!("SKIP: {program} not installed; set MAILDOOR_REQUIRE_CLIENTS=1 to make this a failure");
-    }
-    found
+    common::have_tool(program)
 }
 
 /// Checks that exactly one message arrived and that its body (after our
@@ -49,30 +38,50 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
+/// Sends `MESSAGE` with swaks (`--tls`: over STARTTLS).
+fn swaks(srv: &TestServer, tls: bool) {
+    // swaks ends the data with CRLF . CRLF itself, after the last line.
+    let file = srv.dir.path().join("msg.eml");
+    std::fs::write(&file, MESSAGE.trim_end_matches('\n').replace('\n', "\r\n")).unwrap();
+    let mut cmd = Command::new("swaks");
+    cmd.args(["--server", &srv.addr.to_string()])
+        .args(["--from", "sender@example.net", "--to", "user@localhost"])
+        .args(["--helo", "swaks.test", "--timeout", "20", "--data"])
+        .arg(&file);
+    if tls {
+        cmd.arg("--tls");
+    }
+    run(&mut cmd, if tls { "swaks --tls" } else { "swaks" });
+}
+
+/// Uploads `MESSAGE` with curl (`--ssl-reqd`: over STARTTLS).
+fn curl(srv: &TestServer, tls: bool) {
+    let file = srv.dir.path().join("msg.eml");
+    std::fs::write(&file, MESSAGE.replace('\n', "\r\n")).unwrap();
+    let mut cmd = Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--max-time", "20"]);
+    if tls {
+        cmd.args(["--ssl-reqd", "--insecure"]);
+    }
+    cmd.arg(format!("smtp://{}/curl.test", srv.addr))
+        .args([
+            "--mail-from",
+            "sender@example.net",
+            "--mail-rcpt",
+            "user@localhost",
+        ])
+        .arg("--upload-file")
+        .arg(&file);
+    run(&mut cmd, if tls { "curl --ssl-reqd" } else { "curl" });
+}
+
 #[test]
 fn swaks_delivers() {
     if !have("swaks") {
         return;
     }
     let srv = TestServer::start();
-    // swaks ends the data with CRLF . CRLF itself, after the last line.
-    let file = srv.dir.path().join("msg.eml");
-    std::fs::write(&file, MESSAGE.trim_end_matches('\n').replace('\n', "\r\n")).unwrap();
-    run(
-        Command::new("swaks")
-            .args([
-                "--server",
-                &srv.addr.to_string(),
-                "--from",
-                "sender@example.net",
-                "--to",
-                "user@localhost",
-            ])
-            .args(["--helo", "swaks.test", "--data"])
-            .arg(&file)
-            .args(["--timeout", "20"]),
-        "swaks",
-    );
+    swaks(&srv, false);
     check_stored(&srv, "swaks");
 }
 
@@ -82,22 +91,7 @@ fn curl_delivers() {
         return;
     }
     let srv = TestServer::start();
-    let file = srv.dir.path().join("msg.eml");
-    std::fs::write(&file, MESSAGE.replace('\n', "\r\n")).unwrap();
-    run(
-        Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "20"])
-            .arg(format!("smtp://{}/curl.test", srv.addr))
-            .args([
-                "--mail-from",
-                "sender@example.net",
-                "--mail-rcpt",
-                "user@localhost",
-                "--upload-file",
-            ])
-            .arg(&file),
-        "curl",
-    );
+    curl(&srv, false);
     check_stored(&srv, "curl");
 }
 
@@ -167,24 +161,7 @@ fn swaks_delivers_over_starttls() {
         return;
     }
     let srv = tls_server();
-    let file = srv.dir.path().join("msg.eml");
-    std::fs::write(&file, MESSAGE.trim_end_matches('\n').replace('\n', "\r\n")).unwrap();
-    run(
-        Command::new("swaks")
-            .args([
-                "--server",
-                &srv.addr.to_string(),
-                "--from",
-                "sender@example.net",
-                "--to",
-                "user@localhost",
-                "--tls",
-            ])
-            .args(["--helo", "swaks.test", "--data"])
-            .arg(&file)
-            .args(["--timeout", "20"]),
-        "swaks --tls",
-    );
+    swaks(&srv, true);
     check_tls(&srv, "swaks --tls");
 }
 
@@ -194,22 +171,6 @@ fn curl_delivers_over_starttls() {
         return;
     }
     let srv = tls_server();
-    let file = srv.dir.path().join("msg.eml");
-    std::fs::write(&file, MESSAGE.replace('\n', "\r\n")).unwrap();
-    run(
-        Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "20"])
-            .args(["--ssl-reqd", "--insecure"])
-            .arg(format!("smtp://{}/curl.test", srv.addr))
-            .args([
-                "--mail-from",
-                "sender@example.net",
-                "--mail-rcpt",
-                "user@localhost",
-                "--upload-file",
-            ])
-            .arg(&file),
-        "curl --ssl-reqd",
-    );
+    curl(&srv, true);
     check_tls(&srv, "curl --ssl-reqd");
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::Duration;
 
 use common::{files, queue_id, split_trace, Client, TestServer};
@@ -408,21 +407,7 @@ fn trickling_client_hits_the_session_limit() {
     c.reply();
     // One byte every 50 ms never trips the command timeout, but the
     // session as a whole is bounded.
-    let mut r = None;
-    for b in b"NOOP ".iter().cycle().take(100) {
-        if c.stream.write_all(&[*b]).is_err() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        c.stream.set_nonblocking(true).unwrap();
-        let mut peek = [0u8; 1];
-        let got = c.stream.peek(&mut peek);
-        c.stream.set_nonblocking(false).unwrap();
-        if matches!(got, Ok(n) if n > 0) {
-            r = Some(c.reply());
-            break;
-        }
-    }
+    let r = c.trickle_until_reply(b"N", Duration::from_millis(50), 100);
     let r = r.expect("the server should have closed the session");
     assert!(r.text.starts_with("421 4.4.2"), "{}", r.text);
     assert!(r.text.contains("session time limit"), "{}", r.text);
@@ -440,21 +425,7 @@ fn slow_data_rate_is_cut_off() {
     c.cmd("MAIL FROM:<a@b.c>");
     c.cmd("RCPT TO:<u@localhost>");
     c.cmd("DATA");
-    let mut closed = None;
-    for _ in 0..100 {
-        if c.stream.write_all(b"slow line\r\n").is_err() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        c.stream.set_nonblocking(true).unwrap();
-        let mut peek = [0u8; 1];
-        let got = c.stream.peek(&mut peek);
-        c.stream.set_nonblocking(false).unwrap();
-        if matches!(got, Ok(n) if n > 0) {
-            closed = Some(c.reply());
-            break;
-        }
-    }
+    let closed = c.trickle_until_reply(b"slow line\r\n", Duration::from_millis(20), 100);
     let r = closed.expect("the server should have cut the slow transfer");
     assert!(r.text.starts_with("421 4.4.2"), "{}", r.text);
     assert!(srv.wait_files("tmp", 0).is_empty());

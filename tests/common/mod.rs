@@ -180,6 +180,25 @@ impl Client {
         self.reply()
     }
 
+    /// Sends `chunk` every `pause`, at most `times` times, until the
+    /// server says something; returns what it said (`None`: nothing).
+    pub fn trickle_until_reply(&mut self, chunk: &[u8], pause: Duration, times: usize) -> Option<Reply> {
+        for _ in 0..times {
+            if self.stream.write_all(chunk).is_err() {
+                break;
+            }
+            std::thread::sleep(pause);
+            self.stream.set_nonblocking(true).ok()?;
+            let mut peek = [0u8; 1];
+            let got = self.stream.peek(&mut peek);
+            self.stream.set_nonblocking(false).ok()?;
+            if matches!(got, Ok(n) if n > 0) {
+                return self.try_reply();
+            }
+        }
+        None
+    }
+
     /// Reads everything until the server closes (bounded by the timeout).
     pub fn read_to_end(&mut self) -> String {
         let mut s = String::new();
