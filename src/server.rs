@@ -357,7 +357,12 @@ fn start_session(stream: TcpStream, conn: Conn, via: Option<SocketAddr>, ctx: &A
     let via = via.map(tracing::field::display);
     let Some(slot) = ctx.limits.acquire(peer.ip()) else {
         warn!(session = id, peer = %peer, local = %local, via, "connection refused: too many connections");
-        tokio::spawn(refuse(stream, ctx.shared.policy.hostname.clone()));
+        if ctx.opts.implicit_tls {
+            // A plain 421 would be garbage to a client starting TLS: just close.
+            drop(stream);
+        } else {
+            tokio::spawn(refuse(stream, ctx.shared.policy.hostname.clone()));
+        }
         return;
     };
     info!(session = id, peer = %peer, local = %local, via, "connection opened");
