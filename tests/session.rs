@@ -196,7 +196,7 @@ fn disconnect_mid_data_leaves_nothing() {
         c.cmd("RCPT TO:<u@localhost>");
         c.cmd("DATA");
         // More than one spool chunk, so a tmp file exists when we vanish.
-        c.send(&vec![b'a'; 200_000]);
+        c.send(&vec![b'a'; maildoor::store::SPOOL_CHUNK * 2]);
         c.send(b"\r\nno end");
     }
     // The server notices the EOF and removes its tmp file.

@@ -51,7 +51,7 @@ fn grace_period_ends_unfinished_messages() {
     slow.cmd("RCPT TO:<u@localhost>");
     slow.cmd("DATA");
     // More than a spool chunk, so a tmp file exists.
-    slow.send(&vec![b'z'; 100_000]);
+    slow.send(&vec![b'z'; maildoor::store::SPOOL_CHUNK * 2]);
     srv.begin_stop();
     let r = slow.reply();
     assert!(r.text.starts_with("421 4.3.2"), "{}", r.text);

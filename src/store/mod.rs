@@ -55,7 +55,7 @@ impl Store {
 }
 
 /// Bytes of a message kept in memory before they are written to `tmp/`.
-pub const SPOOL_CHUNK: usize = 64 * 1024;
+pub const SPOOL_CHUNK: usize = 256 * 1024;
 
 /// One message on its way into the Maildir.
 #[derive(Debug)]
@@ -78,7 +78,8 @@ impl Delivery {
     /// `targets` (per-recipient Maildirs) the message is linked into each
     /// of them instead of the store's own Maildir.
     pub fn begin(store: Arc<Store>, id: UniqueId, header: String, targets: Vec<PathBuf>) -> Self {
-        let mut buf = Vec::with_capacity(SPOOL_CHUNK + 16 * 1024);
+        // Small to start: most messages are a few KiB; big ones grow it.
+        let mut buf = Vec::with_capacity(header.len() + 8 * 1024);
         buf.extend_from_slice(header.as_bytes());
         Delivery {
             store,
