@@ -599,8 +599,9 @@ where
         info!(session = conn.id, queue_id = %delivery.id(), size = decoder.wire_size(), max, "message refused: too big");
         return Ok(DataOutcome::TooBig);
     }
-    if decoder.saw_bare_lf() && limits.bare_lf == BareLf::Reject {
-        info!(session = conn.id, queue_id = %delivery.id(), "message refused: bare LF");
+    // A lone CR is as much a smuggling tool as a lone LF: reject both.
+    if (decoder.saw_bare_lf() || decoder.saw_bare_cr()) && limits.bare_lf == BareLf::Reject {
+        info!(session = conn.id, queue_id = %delivery.id(), "message refused: bare LF or CR");
         return Ok(DataOutcome::Rejected(bare_lf_reply()));
     }
     if limits.reject_long_lines && decoder.longest_line() > MAX_TEXT_LINE {

@@ -166,10 +166,12 @@ fn sanitize(s: &str) -> String {
 /// Parses one command line. `line` excludes the line ending.
 pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     let line = std::str::from_utf8(line).map_err(|_| ParseError::Syntax("invalid UTF-8"))?;
-    if line.contains(|c: char| c == '\0' || (c.is_control() && c != '\t' && c != '\r')) {
+    // Trailing CRs are line-ending debris; a CR anywhere else is a bare CR,
+    // which RFC 5321 §2.3.8 forbids in commands.
+    let line = line.trim_end_matches([' ', '\t', '\r']);
+    if line.contains(|c: char| c == '\0' || (c.is_control() && c != '\t')) {
         return Err(ParseError::Syntax("control characters in command"));
     }
-    let line = line.trim_end_matches([' ', '\t', '\r']);
     let verb_end = line.find([' ', '\t']).unwrap_or(line.len());
     let (verb, rest) = line.split_at(verb_end);
     let verb = verb.to_ascii_uppercase();

@@ -369,3 +369,25 @@ fn display_round_trips() {
         assert_eq!(parse(cmd.to_string().as_bytes()), Ok(cmd.clone()), "{line}");
     }
 }
+
+/// Found by the `command_parser` fuzz target: `VRFY ?\rHLOE` parsed as a
+/// VRFY whose argument held a bare CR. Only trailing CRs are line-ending
+/// debris; a CR inside the line is refused like any control character.
+#[test]
+fn bare_cr_inside_a_command_is_refused() {
+    for line in [
+        &b"VRFY ?\rHLOE"[..],
+        b"HELP a\rb",
+        b"EXPN x\r y",
+        b"NOOP\rQUIT",
+        b"VRFY a\r\rb\r",
+    ] {
+        assert_eq!(
+            parse(line),
+            Err(ParseError::Syntax("control characters in command")),
+            "{line:?}"
+        );
+    }
+    assert_eq!(parse(b"NOOP\r"), Ok(Command::Noop));
+    assert_eq!(parse(b"VRFY bob \r\r"), Ok(Command::Vrfy("bob".into())));
+}

@@ -447,7 +447,7 @@ fn need_smtputf8() -> Reply {
 
 /// 550 5.5.2 for bare LF when the policy rejects it (as Postfix does).
 pub fn bare_lf_reply() -> Reply {
-    Reply::new(550, codes::UNKNOWN, "Error: bare <LF> received")
+    Reply::new(550, codes::UNKNOWN, "Error: bare <CR> or <LF> received")
 }
 
 #[cfg(test)]
