@@ -171,6 +171,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         Ok(())
     }
 
+    /// Reads what has already arrived, without waiting (and without a
+    /// timer, whose 1 ms granularity would delay every greeting);
+    /// [`Read::Timeout`] when nothing is there.
+    fn fill_now(&mut self) -> Read {
+        let Some(space) = self.buf.get_mut(self.hi..) else {
+            return Read::Error;
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut buf = tokio::io::ReadBuf::new(space);
+        match std::pin::Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf) {
+            std::task::Poll::Pending => Read::Timeout,
+            std::task::Poll::Ready(Ok(())) if buf.filled().is_empty() => Read::Eof,
+            std::task::Poll::Ready(Ok(())) => {
+                self.hi += buf.filled().len();
+                Read::Data
+            }
+            std::task::Poll::Ready(Err(_)) => Read::Error,
+        }
+    }
+
     /// Reads more bytes, waiting until `deadline` at most. `stop_at` says
     /// from which server phase on the read gives up for shutdown.
     async fn fill(&mut self, deadline: Instant, stop_at: ServerPhase) -> Read {
@@ -365,10 +385,13 @@ where
     if greet {
         // RFC 5321 §4.3.1: the client waits for the greeting. One that talks
         // first is a spam engine that does not; it gets 554 and is closed.
-        match wire
-            .fill(Instant::now() + limits.greet_delay, ServerPhase::Draining)
-            .await
-        {
+        let early = if limits.greet_delay.is_zero() {
+            wire.fill_now()
+        } else {
+            wire.fill(Instant::now() + limits.greet_delay, ServerPhase::Draining)
+                .await
+        };
+        match early {
             Read::Timeout => {}
             Read::Data => {
                 wire.reply(&Reply::new(
