@@ -41,6 +41,7 @@ struct Raw {
     limit_exempt: Vec<String>,
     command_timeout: f64,
     data_timeout: f64,
+    data_end_timeout: f64,
     shutdown_grace: f64,
     max_session_time: f64,
     min_data_rate: u64,
@@ -106,6 +107,7 @@ const KEYS: &[&str] = &[
     "limit_exempt",
     "command_timeout",
     "data_timeout",
+    "data_end_timeout",
     "shutdown_grace",
     "max_session_time",
     "min_data_rate",
@@ -150,6 +152,8 @@ pub struct Settings {
     pub command_timeout: Duration,
     /// Wait for each block of DATA.
     pub data_timeout: Duration,
+    /// Longest the reply to the final dot may take.
+    pub data_end_timeout: Duration,
     /// Grace period for sessions in DATA at shutdown.
     pub shutdown_grace: Duration,
     /// Longest a session may last.
@@ -432,6 +436,7 @@ impl Settings {
                 .collect::<Result<_, _>>()?,
             command_timeout: secs("command_timeout", raw.command_timeout)?,
             data_timeout: secs("data_timeout", raw.data_timeout)?,
+            data_end_timeout: secs("data_end_timeout", raw.data_end_timeout)?,
             shutdown_grace: secs("shutdown_grace", raw.shutdown_grace)?,
             max_session_time: secs("max_session_time", raw.max_session_time)?,
             min_data_rate: raw.min_data_rate,

@@ -22,7 +22,7 @@ struct Cli {
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<String>,
 
-    /// Maildir to deliver into (default: maildir, relative to the working directory).
+    /// Maildir to deliver into, or to read with `mailbox` (default: maildir, relative to the working directory).
     #[arg(long, value_name = "DIR", global = true)]
     maildir: Option<PathBuf>,
 

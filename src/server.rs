@@ -127,6 +127,7 @@ impl Server {
             limits: SessionLimits {
                 command_timeout: settings.command_timeout,
                 data_timeout: settings.data_timeout,
+                data_end_timeout: settings.data_end_timeout,
                 max_session_time: settings.max_session_time,
                 min_data_rate: settings.min_data_rate,
                 rate_grace: settings.data_rate_grace,

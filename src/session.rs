@@ -60,6 +60,10 @@ pub struct SessionLimits {
     pub command_timeout: Duration,
     /// Wait for each block of DATA (RFC 5321 §4.5.3.2.5: 3 min).
     pub data_timeout: Duration,
+    /// Longest the store may take to make a message durable before the
+    /// client, waiting for the reply to its final dot, is told 421
+    /// (RFC 5321 §4.5.3.2.6: 10 min).
+    pub data_end_timeout: Duration,
     /// Longest a session may last, whatever it does.
     pub max_session_time: Duration,
     /// Slowest average DATA rate in octets/s, checked once `rate_grace`
@@ -639,7 +643,19 @@ where
     let id = delivery.id().clone();
     let from = env.from.to_string();
     let rcpts: Vec<String> = env.rcpts.iter().map(ToString::to_string).collect();
-    match delivery.commit().await {
+    // RFC 5321 §4.5.3.2.6: a client waits 10 minutes for the reply to the
+    // final dot. A store stalled longer (a hung NFS server) is answered
+    // with 421 rather than left hanging; the commit may still complete,
+    // so the client's retry can at worst duplicate, never lose, the mail.
+    let committed = match tokio::time::timeout(limits.data_end_timeout, delivery.commit()).await {
+        Ok(result) => result,
+        Err(_) => {
+            warn!(session = conn.id, queue_id = %id, "store did not finish in time");
+            wire.reply(&timeout_reply(host, session_end));
+            return Err(End::Timeout);
+        }
+    };
+    match committed {
         Ok(path) => {
             let file = path
                 .file_name()
