@@ -479,6 +479,9 @@ where
                 let step = state.data_done(outcome);
                 wire.reply(&step.reply);
                 next = step.next;
+                // The transfer and the commit may have taken longer than a
+                // command timeout: the wait for the next line starts now.
+                line_deadline = Instant::now() + limits.command_timeout;
             }
             match next {
                 Next::Continue | Next::ReceiveData => {}
@@ -656,10 +659,10 @@ where
     }
     if limits.reject_long_lines && decoder.longest_line() > MAX_TEXT_LINE {
         info!(session = conn.id, queue_id = %delivery.id(), longest = decoder.longest_line(), "message refused: line too long");
-        // RFC 5321 §4.5.3.1: "500 Line too long".
+        // 554 is the refusal RFC 5321 §4.3.2 lists for the end of DATA.
         return Ok(DataOutcome::Rejected(Reply::new(
-            500,
-            codes::LINE_TOO_LONG,
+            554,
+            codes::MEDIA_ERROR,
             "Error: message has a line longer than 1000 octets",
         )));
     }

@@ -448,7 +448,7 @@ fn long_lines_setting() {
 
     let srv = TestServer::with(|s| s.reject_long_lines = true);
     let r = srv.client().deliver("a@b.c", &["u@localhost"], body.as_bytes());
-    assert!(r.text.starts_with("500 5.5.6"), "{}", r.text);
+    assert!(r.text.starts_with("554 5.6.0"), "{}", r.text);
     assert!(srv.files("new").is_empty());
     let ok = format!("{}\r\n", "z".repeat(998));
     assert_eq!(
@@ -457,4 +457,44 @@ fn long_lines_setting() {
             .code,
         250
     );
+}
+
+#[test]
+fn a_slow_message_does_not_use_up_the_next_command_timeout() {
+    let srv = TestServer::with(|s| s.command_timeout = Duration::from_millis(400));
+    let mut c = srv.client();
+    c.reply();
+    c.cmd("EHLO x");
+    c.cmd("MAIL FROM:<a@b.c>");
+    c.cmd("RCPT TO:<u@localhost>");
+    c.cmd("DATA");
+    // The body takes longer than one command timeout (each block is quick).
+    for _ in 0..8 {
+        c.send(b"a line of a slow message\r\n");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.send(b".\r\n");
+    assert_eq!(c.reply().code, 250);
+    assert_eq!(c.cmd("NOOP").code, 250);
+}
+
+#[test]
+fn too_many_recipients_keeps_the_transaction() {
+    let srv = TestServer::with(|s| {
+        s.max_recipients = 3;
+        s.max_errors = 3;
+    });
+    let mut c = srv.client();
+    c.reply();
+    c.cmd("EHLO x");
+    let mut batch = b"MAIL FROM:<a@b.c>\r\n".to_vec();
+    for i in 0..8 {
+        batch.extend_from_slice(format!("RCPT TO:<u{i}@localhost>\r\n").as_bytes());
+    }
+    batch.extend_from_slice(b"DATA\r\n");
+    c.send(&batch);
+    let codes: Vec<u16> = (0..10).map(|_| c.reply().code).collect();
+    assert_eq!(codes, vec![250, 250, 250, 250, 452, 452, 452, 452, 452, 354]);
+    c.send(b"Subject: three of eight\r\n\r\nx\r\n.\r\n");
+    assert_eq!(c.reply().code, 250);
 }

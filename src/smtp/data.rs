@@ -68,8 +68,8 @@ impl DataDecoder {
         }
     }
 
-    /// Size of the message as sent (CRLF endings, dot-stuffing included,
-    /// terminator excluded): the figure SIZE (RFC 1870) is compared with.
+    /// Size of the message as RFC 1870 counts it: CRLF line endings, the
+    /// dots added by dot-stuffing and the terminator excluded.
     pub fn wire_size(&self) -> u64 {
         self.wire_size
     }
@@ -143,11 +143,14 @@ impl DataDecoder {
             (State::DotCr, b'\n') => self.state = State::Done,
             (State::Dot, _) => {
                 // A stuffing dot: drop it, the byte is ordinary content.
+                // RFC 1870 §4: the size excludes the added dots.
+                self.wire_size = self.wire_size.saturating_sub(1);
                 self.state = State::Text;
                 self.step(b, out);
             }
             (State::DotCr, _) => {
                 // `CRLF . CR x`: the dot was stuffing, the CR is bare.
+                self.wire_size = self.wire_size.saturating_sub(1);
                 self.state = State::Cr;
                 self.step(b, out);
             }

@@ -119,6 +119,8 @@ pub mod codes {
     pub const BAD_ARGS: Enhanced = Enhanced(5, 5, 4);
     /// 5.5.6 Authentication exchange line is too long / line too long.
     pub const LINE_TOO_LONG: Enhanced = Enhanced(5, 5, 6);
+    /// 5.6.0 Other or undefined media error (message content refused).
+    pub const MEDIA_ERROR: Enhanced = Enhanced(5, 6, 0);
     /// 5.6.7 Non-ASCII address without SMTPUTF8 (RFC 6531 §3.6).
     pub const NEED_SMTPUTF8: Enhanced = Enhanced(5, 6, 7);
     /// 5.7.1 Delivery not authorized (relaying denied).

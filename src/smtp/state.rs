@@ -311,6 +311,15 @@ impl Session {
             }
             _ => {}
         }
+        // Service extensions exist only after EHLO (RFC 5321 §4.1.1.1).
+        let has_params = params.size.is_some() || params.body.is_some() || params.smtputf8;
+        if has_params && !self.hello.as_ref().is_some_and(|h| h.extended) {
+            return self.error(Reply::new(
+                555,
+                codes::BAD_ARGS,
+                "Error: MAIL parameters need EHLO",
+            ));
+        }
         if params.size.is_some_and(|s| s > self.policy.max_message_size) {
             return self.error(Reply::new(
                 552,
@@ -358,8 +367,10 @@ impl Session {
         };
         if env.rcpts.len() >= max {
             // 452, not 552: the client should send the rest in another
-            // transaction (RFC 5321 §4.5.3.1.10).
-            return self.error(Reply::new(
+            // transaction (RFC 5321 §4.5.3.1.10). Not a protocol error:
+            // counting it would close the session (max_errors) and lose
+            // the recipients already accepted.
+            return ok(Reply::new(
                 452,
                 codes::TOO_MANY_RCPTS,
                 "Error: too many recipients",
@@ -383,7 +394,7 @@ impl Session {
             }
             Phase::Mail => self.error(Reply::new(554, codes::BAD_SEQUENCE, "Error: no valid recipients")),
             Phase::Connected => self.error(need_hello()),
-            _ => self.error(Reply::new(503, codes::BAD_SEQUENCE, "Error: need RCPT command")),
+            _ => self.error(Reply::new(503, codes::BAD_SEQUENCE, "Error: need MAIL command")),
         }
     }
 

@@ -261,3 +261,28 @@ fn per_recipient_delivery_refuses_unsafe_mailbox_names() {
         (550, e(5, 7, 1))
     );
 }
+
+#[test]
+fn too_many_recipients_is_not_a_protocol_error() {
+    let mut p = (*policy()).clone();
+    p.max_errors = 3;
+    let mut s = Session::new(Arc::new(p), "127.0.0.1".parse().unwrap());
+    code(&mut s, "EHLO c");
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    for i in 0..3 {
+        assert_eq!(code(&mut s, &format!("RCPT TO:<u{i}@localhost>")), 250);
+    }
+    for i in 3..10 {
+        let step = s.command(parse(format!("RCPT TO:<u{i}@localhost>").as_bytes()));
+        assert_eq!((step.reply.code, step.next), (452, Next::Continue));
+    }
+    assert_eq!(s.command(parse(b"DATA")).reply.code, 354);
+}
+
+#[test]
+fn mail_parameters_need_ehlo() {
+    let mut s = session();
+    code(&mut s, "HELO c");
+    assert_eq!(send(&mut s, "MAIL FROM:<a@b.c> SIZE=10"), (555, e(5, 5, 4)));
+    assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 250);
+}

@@ -29,6 +29,8 @@ use super::maildir::{Maildir, TmpFile, UniqueId};
 
 /// Most messages in one batch (bounds the memory of a batch).
 const MAX_BATCH: usize = 512;
+/// Most per-recipient Maildirs remembered as open.
+const MAX_OPENED: usize = 4096;
 
 type Done = oneshot::Sender<io::Result<PathBuf>>;
 
@@ -161,6 +163,10 @@ fn open_target(
     like: &Maildir,
     root: &PathBuf,
 ) -> io::Result<Arc<Maildir>> {
+    if opened.len() >= MAX_OPENED {
+        // Any safe local part opens a mailbox: bound what is remembered.
+        opened.clear();
+    }
     if let Some(m) = opened.get(root) {
         // Re-create its directories if someone removed them meanwhile.
         if m.root().join("new").is_dir() {
@@ -195,6 +201,12 @@ fn flush_data(batch: &[Synced]) -> io::Result<()> {
     }
     for s in per_fs.values() {
         rustix::fs::syncfs(s.tmp.file()).map_err(io::Error::from)?;
+    }
+    // syncfs reports writeback errors only through the descriptor it was
+    // given; each file's own fdatasync (cheap: nothing is dirty now)
+    // reports an error that hit that file's data.
+    for s in batch {
+        s.tmp.sync_data()?;
     }
     Ok(())
 }

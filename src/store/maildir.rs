@@ -59,10 +59,32 @@ impl Maildir {
 
     /// Opens (creating if needed) another Maildir at `root` that names
     /// its files the way this one does.
+    /// When it has to create directories, they are made durable (each new
+    /// directory's parent is fsynced, up to this Maildir's own root), so a
+    /// message acknowledged in a brand-new mailbox survives a power loss.
     pub fn open_sibling(&self, root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(root.join(sub))?;
+        if !root.join("new").is_dir() {
+            // The highest ancestor that is missing, for the fsyncs below.
+            let mut top = root.as_path();
+            while let Some(parent) = top.parent() {
+                if parent.is_dir() || parent == self.root {
+                    break;
+                }
+                top = parent;
+            }
+            for sub in ["tmp", "new", "cur"] {
+                fs::create_dir_all(root.join(sub))?;
+            }
+            File::open(&root)?.sync_all()?;
+            let mut dir = root.as_path();
+            while let Some(parent) = dir.parent() {
+                File::open(parent)?.sync_all()?;
+                if dir == top {
+                    break;
+                }
+                dir = parent;
+            }
         }
         Ok(Maildir {
             root,
