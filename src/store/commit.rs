@@ -190,32 +190,34 @@ fn finish_file(maildir: &Maildir, id: &UniqueId, file: Option<TmpFile>, rest: &[
 /// Makes the data of every file in the batch durable: one `syncfs` per
 /// file system (a batch normally touches one), or a plain `fdatasync`
 /// for a batch of one.
+///
+/// `syncfs` reports a writeback error that happened after the descriptor
+/// it is given was opened (Linux 5.8 and later). It is given the file of
+/// the batch opened first, so any error on any file of the batch, whose
+/// writeback can only start after its own creation, is seen.
 fn flush_data(batch: &[Synced]) -> io::Result<()> {
     if let [one] = batch {
         return one.tmp.sync_data();
     }
-    let mut per_fs = HashMap::new();
+    let mut oldest_per_fs: HashMap<u64, &TmpFile> = HashMap::new();
     for s in batch {
         let dev = s.tmp.file().metadata()?.dev();
-        per_fs.entry(dev).or_insert(s);
+        let slot = oldest_per_fs.entry(dev).or_insert(&s.tmp);
+        if s.tmp.created() < slot.created() {
+            *slot = &s.tmp;
+        }
     }
-    for s in per_fs.values() {
-        rustix::fs::syncfs(s.tmp.file()).map_err(io::Error::from)?;
-    }
-    // syncfs reports writeback errors only through the descriptor it was
-    // given; each file's own fdatasync (cheap: nothing is dirty now)
-    // reports an error that hit that file's data.
-    for s in batch {
-        s.tmp.sync_data()?;
+    for tmp in oldest_per_fs.values() {
+        rustix::fs::syncfs(tmp.file()).map_err(io::Error::from)?;
     }
     Ok(())
 }
 
-/// Puts one synced message into `new/`: renamed into its own Maildir, or
-/// linked into each per-recipient Maildir. Returns the paths created.
 /// The copies of one message in `new/`, with the Maildir of each.
 type Placed = Vec<(Arc<Maildir>, PathBuf)>;
 
+/// Puts one synced message into `new/`: renamed into its own Maildir, or
+/// linked into each per-recipient Maildir. Returns the paths created.
 fn place(s: Synced) -> (Placed, Done, io::Result<()>) {
     if s.targets.is_empty() {
         let maildir = s.maildir;

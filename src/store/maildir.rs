@@ -121,6 +121,7 @@ impl Maildir {
             path,
             size: 0,
             id: id.clone(),
+            created: std::time::Instant::now(),
         })
     }
 
@@ -213,6 +214,7 @@ pub struct TmpFile {
     path: PathBuf,
     size: u64,
     id: UniqueId,
+    created: std::time::Instant,
 }
 
 impl TmpFile {
@@ -226,6 +228,11 @@ impl TmpFile {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// When the file was created (opened).
+    pub fn created(&self) -> std::time::Instant {
+        self.created
     }
 
     /// The message's unique id.
