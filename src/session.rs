@@ -264,6 +264,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
+    // One bound for the whole connection: STARTTLS does not restart it.
+    let session_end = started + shared.limits.max_session_time;
     let mut state = Session::new(Arc::clone(&shared.policy), conn.local.ip());
     let mut messages = 0u64;
     let end = if implicit_tls {
@@ -275,11 +277,22 @@ where
             shutdown,
             &mut messages,
             true,
+            session_end,
         ))
         .await
     } else {
         let mut wire = Wire::new(stream, shutdown.clone());
-        match drive(&mut wire, &mut state, &conn, &shared, &mut messages, true).await {
+        match drive(
+            &mut wire,
+            &mut state,
+            &conn,
+            &shared,
+            &mut messages,
+            true,
+            session_end,
+        )
+        .await
+        {
             End::StartTls => {
                 // The 220 goes out in clear; anything the client pipelined
                 // behind STARTTLS stays in the plain buffer and is dropped
@@ -300,6 +313,7 @@ where
                             shutdown,
                             &mut messages,
                             false,
+                            session_end,
                         );
                         Box::pin(tls).await
                     }
@@ -361,6 +375,7 @@ where
 
 /// Runs the TLS handshake on `stream`, forgets everything the session
 /// learnt in clear (RFC 3207 §4.2), and drives the rest of it over TLS.
+#[allow(clippy::too_many_arguments)]
 async fn tls_session<S>(
     stream: S,
     conn: &mut Conn,
@@ -369,6 +384,7 @@ async fn tls_session<S>(
     shutdown: watch::Receiver<ServerPhase>,
     messages: &mut u64,
     greet: bool,
+    session_end: Instant,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -379,7 +395,7 @@ where
     };
     state.tls_started();
     let mut wire = Wire::new(tls, shutdown);
-    let end = match drive(&mut wire, state, conn, shared, messages, greet).await {
+    let end = match drive(&mut wire, state, conn, shared, messages, greet, session_end).await {
         // Under TLS the state machine answers STARTTLS with 503 itself.
         End::StartTls => End::IoError,
         end => end,
@@ -396,13 +412,13 @@ async fn drive<S>(
     shared: &Shared,
     messages: &mut u64,
     greet: bool,
+    session_end: Instant,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let limits = &shared.limits;
     let host = &shared.policy.hostname;
-    let session_end = Instant::now() + limits.max_session_time;
     if greet {
         // RFC 5321 §4.3.1: the client waits for the greeting. One that talks
         // first is a spam engine that does not; it gets 554 and is closed.

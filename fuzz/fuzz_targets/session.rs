@@ -73,6 +73,8 @@ fuzz_target!(|data: &[u8]| {
         max_recipients,
         max_errors: u32::from(p & 0x7) * 4 + 1,
         starttls: p & 0x8 != 0,
+        per_recipient: p & 0x4 != 0,
+        recipient_delimiter: Some('+'),
     });
     let mut s = Session::new(policy, IpAddr::V4(Ipv4Addr::LOCALHOST));
     check_reply(&s.greeting());

@@ -22,15 +22,15 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use maildoor::config::BareLf;
 use maildoor::server::Phase;
-use maildoor::session::{self, Conn, End, Shared};
+use maildoor::session::{self, Conn, End, SessionLimits, Shared};
 use maildoor::smtp::state::Policy;
-use maildoor::Maildir;
+use maildoor::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct World {
     rt: tokio::runtime::Runtime,
     root: PathBuf,
-    maildir: Arc<Maildir>,
+    store: Arc<Store>,
 }
 
 fn world() -> &'static World {
@@ -42,12 +42,12 @@ fn world() -> &'static World {
             std::env::temp_dir()
         };
         let root = base.join(format!("maildoor-fuzz-{}", std::process::id()));
-        let maildir = Arc::new(Maildir::open(&root, "fuzz.test").expect("maildir"));
+        let store = Arc::new(Store::open(&root, "fuzz.test").expect("maildir"));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        World { rt, root, maildir }
+        World { rt, root, store }
     })
 }
 
@@ -86,33 +86,65 @@ fuzz_target!(|data: &[u8]| {
             max_recipients: 3,
             max_errors: u32::from(p & 0x0f) + 1,
             starttls: false,
+            per_recipient: p & 0x20 != 0,
+            recipient_delimiter: Some('+'),
         }),
-        maildir: Arc::clone(&w.maildir),
-        command_timeout: Duration::from_secs(60),
-        data_timeout: Duration::from_secs(60),
-        bare_lf: if p & 0x10 != 0 {
-            BareLf::Reject
-        } else {
-            BareLf::Normalize
+        store: Arc::clone(&w.store),
+        limits: SessionLimits {
+            command_timeout: Duration::from_secs(60),
+            data_timeout: Duration::from_secs(60),
+            data_end_timeout: Duration::from_secs(60),
+            max_session_time: Duration::from_secs(3600),
+            min_data_rate: 0,
+            rate_grace: Duration::from_secs(30),
+            greet_delay: Duration::ZERO,
+            bare_lf: if p & 0x10 != 0 {
+                BareLf::Reject
+            } else {
+                BareLf::Normalize
+            },
+            reject_long_lines: p & 0x40 != 0,
         },
+        tls: None,
     });
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let local: SocketAddr = "127.0.0.1:25".parse().unwrap();
-    let conn = Conn { peer, local, id: 1 };
+    let conn = Conn {
+        peer,
+        local,
+        id: 1,
+        tls: None,
+    };
     let input = input.to_vec();
     let (end, out) = w.rt.block_on(async move {
         let (phase_tx, phase_rx) = tokio::sync::watch::channel(Phase::Running);
         let (client, server) = tokio::io::duplex(8 * 1024);
         let (mut rd, mut wr) = tokio::io::split(client);
-        let session = tokio::spawn(session::run(server, conn, shared, phase_rx));
+        let session = tokio::spawn(session::run(server, conn, shared, phase_rx, false));
+        // A well-behaved client waits for the greeting (an early talker is
+        // refused with 554, which is tested elsewhere).
+        let (greeted_tx, greeted_rx) = tokio::sync::oneshot::channel::<()>();
         let write = async move {
+            let _ = greeted_rx.await;
             // The server may close first (QUIT, error limit): ignore EPIPE.
             let _ = wr.write_all(&input).await;
             let _ = wr.shutdown().await;
         };
         let read = async move {
             let mut out = Vec::new();
-            let _ = rd.read_to_end(&mut out).await;
+            let mut greeted = Some(greeted_tx);
+            let mut chunk = [0u8; 4096];
+            loop {
+                match rd.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.extend_from_slice(&chunk[..n]),
+                }
+                if out.ends_with(b"\r\n") {
+                    if let Some(tx) = greeted.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
             out
         };
         let ((), out) = tokio::join!(write, read);
