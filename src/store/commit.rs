@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -188,8 +187,8 @@ fn finish_file(maildir: &Maildir, id: &UniqueId, file: Option<TmpFile>, rest: &[
 }
 
 /// Makes the data of every file in the batch durable: one `syncfs` per
-/// file system (a batch normally touches one), or a plain `fdatasync`
-/// for a batch of one.
+/// Maildir (a batch normally touches one), or a plain `fdatasync` for a
+/// batch of one.
 ///
 /// `syncfs` reports a writeback error that happened after the descriptor
 /// it is given was opened (Linux 5.8 and later). It is given the file of
@@ -199,10 +198,10 @@ fn flush_data(batch: &[Synced]) -> io::Result<()> {
     if let [one] = batch {
         return one.tmp.sync_data();
     }
-    let mut oldest_per_fs: HashMap<u64, &TmpFile> = HashMap::new();
+    // Files of one Maildir's tmp/ share a file system: one syncfs each.
+    let mut oldest_per_fs: HashMap<&std::path::Path, &TmpFile> = HashMap::new();
     for s in batch {
-        let dev = s.tmp.file().metadata()?.dev();
-        let slot = oldest_per_fs.entry(dev).or_insert(&s.tmp);
+        let slot = oldest_per_fs.entry(s.maildir.root()).or_insert(&s.tmp);
         if s.tmp.created() < slot.created() {
             *slot = &s.tmp;
         }
