@@ -146,16 +146,9 @@ pub fn run(
 fn rows(sel: &Selection, err: &mut dyn Write) -> Result<Vec<Row>, MailboxError> {
     let mut rows = Vec::new();
     for entry in sel.mailbox.scan()? {
-        let Some(row) = Row::read(&entry) else {
+        let Some(row) = Row::read_warning(&entry, err) else {
             continue;
         };
-        if let Err(why) = &row.summary {
-            let _ = writeln!(
-                err,
-                "maildoor: warning: {}: not a valid message: {why}",
-                entry.path.display()
-            );
-        }
         if sel.filter.as_deref().is_some_and(|u| !row.is_for(u)) {
             continue;
         }

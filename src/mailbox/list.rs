@@ -33,6 +33,20 @@ impl Row {
         })
     }
 
+    /// Like [`Row::read`], and warns on `err` when the file is not a
+    /// valid message (it is still listed, so it can be deleted).
+    pub fn read_warning(entry: &Entry, err: &mut dyn std::io::Write) -> Option<Row> {
+        let row = Row::read(entry)?;
+        if let Err(why) = &row.summary {
+            let _ = writeln!(
+                err,
+                "maildoor: warning: {}: not a valid message: {why}",
+                entry.path.display()
+            );
+        }
+        Some(row)
+    }
+
     /// True when the message is for `user` (normalised address).
     pub fn is_for(&self, user: &str) -> bool {
         self.summary.as_ref().is_ok_and(|s| s.is_for(user))

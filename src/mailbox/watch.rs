@@ -61,16 +61,9 @@ pub async fn watch(
             if known.contains(&entry.name.file) {
                 continue;
             }
-            let Some(row) = Row::read(entry) else {
+            let Some(row) = Row::read_warning(entry, err) else {
                 continue;
             };
-            if let Err(why) = &row.summary {
-                let _ = writeln!(
-                    err,
-                    "maildoor: warning: {}: not a valid message: {why}",
-                    entry.path.display()
-                );
-            }
             if filter.is_some_and(|u| !row.is_for(u)) {
                 continue;
             }
