@@ -213,7 +213,7 @@ fn user_filter_and_per_recipient_maildir() {
 fn show_decodes_and_marks_seen_unless_peek() {
     let (srv, ids) = three();
     let md = srv.maildir();
-    let file = srv.files("new")[0].clone();
+    let file = srv.file_of("new", &ids[0]);
     let stored = std::fs::read(&file).unwrap();
 
     let shown = ok(mailbox(&md, &["show", "--peek", &ids[0]]));

@@ -72,6 +72,18 @@ impl TestServer {
         files(&self.maildir().join(sub))
     }
 
+    /// The file in `sub` of the message with queue id `id`. (File names
+    /// sort by text, which is not delivery order: look them up by id.)
+    pub fn file_of(&self, sub: &str, id: &str) -> PathBuf {
+        self.files(sub)
+            .into_iter()
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{id}.")))
+            })
+            .unwrap_or_else(|| panic!("no file for {id} in {sub}/"))
+    }
+
     /// Waits (bounded) until `sub` holds `n` files.
     pub fn wait_files(&self, sub: &str, n: usize) -> Vec<PathBuf> {
         let end = Instant::now() + Duration::from_secs(10);
