@@ -192,6 +192,10 @@ impl Maildir {
         let now = SystemTime::now();
         for entry in fs::read_dir(self.root.join("tmp"))? {
             let entry = entry?;
+            // Dot files are not messages (e.g. a .gitkeep): leave them.
+            if entry.file_name().as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
             let old = entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -321,8 +325,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let md = Maildir::open(dir.path(), "h").unwrap();
         fs::write(dir.path().join("tmp/stale"), b"x").unwrap();
+        fs::write(dir.path().join("tmp/.gitkeep"), b"").unwrap();
         assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 0);
         assert_eq!(md.clean_tmp(std::time::Duration::ZERO).unwrap(), 1);
+        assert!(dir.path().join("tmp/.gitkeep").exists());
     }
 
     #[test]
