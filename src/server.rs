@@ -356,6 +356,10 @@ async fn read_proxy_header(stream: &mut TcpStream) -> io::Result<Header> {
 fn start_session(stream: TcpStream, conn: Conn, via: Option<SocketAddr>, ctx: &AcceptCtx) {
     let (id, peer, local) = (conn.id, conn.peer, conn.local);
     let via = via.map(tracing::field::display);
+    if *ctx.phase.borrow() != Phase::Running {
+        // A PROXY header that arrived after shutdown began: no new session.
+        return;
+    }
     let Some(slot) = ctx.limits.acquire(peer.ip()) else {
         warn!(session = id, peer = %peer, local = %local, via, "connection refused: too many connections");
         if ctx.opts.implicit_tls {

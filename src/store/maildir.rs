@@ -146,7 +146,7 @@ impl Maildir {
     /// [`Maildir::sync_new`].
     pub fn publish(&self, mut tmp: TmpFile) -> io::Result<PathBuf> {
         let dest = self.root.join("new").join(self.final_name(&tmp));
-        fs::rename(&tmp.path, &dest)?;
+        rename_no_replace(&tmp.path, &dest)?;
         // The rename is done: there is no tmp file left to clean up.
         tmp.path = PathBuf::new();
         Ok(dest)
@@ -207,6 +207,19 @@ impl Maildir {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Renames without ever replacing an existing file (`RENAME_NOREPLACE`),
+/// so that even a name collision (pid reuse within one microsecond)
+/// cannot overwrite a delivered message; where the file system lacks the
+/// flag, a plain rename.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => fs::rename(from, to),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -306,6 +319,21 @@ mod tests {
         let (secs, rest) = s.split_once(".M").unwrap();
         assert!(secs.parse::<u64>().is_ok());
         assert!(rest.contains('P') && rest.contains('Q'));
+    }
+
+    #[test]
+    fn publish_never_replaces_a_delivered_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path(), "h").unwrap();
+        let mut tmp = md.create(&md.next_id()).unwrap();
+        tmp.write_all(b"new").unwrap();
+        let taken = dir.path().join("new").join(md.final_name(&tmp));
+        fs::write(&taken, b"delivered before").unwrap();
+        let err = md.publish(tmp).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&taken).unwrap(), b"delivered before");
+        // The failed message's tmp file is gone with it.
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
