@@ -49,11 +49,6 @@ impl Reply {
         }
     }
 
-    /// 2xx and 3xx replies are positive (RFC 5321 §4.2.1).
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
-    }
-
     /// Appends the wire form of this reply (CRLF line endings) to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let last = self.lines.len().saturating_sub(1);
