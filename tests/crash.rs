@@ -186,14 +186,20 @@ impl Sender {
         }
     }
 
-    /// Sends message `seq`; its queue id if the server answered 250.
-    fn deliver(&mut self, seq: u64) -> Option<String> {
+    /// MAIL, RCPT and DATA pipelined; `Some` once the 354 came.
+    fn open_data(&mut self) -> Option<()> {
         self.stream
             .write_all(b"MAIL FROM:<load@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n")
             .ok()?;
         self.expect(250)?;
         self.expect(250)?;
         self.expect(354)?;
+        Some(())
+    }
+
+    /// Sends message `seq`; its queue id if the server answered 250.
+    fn deliver(&mut self, seq: u64) -> Option<String> {
+        self.open_data()?;
         self.stream.write_all(&wire_body(seq)).ok()?;
         let line = self.expect(250)?;
         let id = line.strip_prefix("250 2.0.0 Ok: queued as ")?;
@@ -202,12 +208,7 @@ impl Sender {
 
     /// Starts a message and sends `len` bytes of its body, but not its end.
     fn start_partial(&mut self, len: usize) -> Option<()> {
-        self.stream
-            .write_all(b"MAIL FROM:<load@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n")
-            .ok()?;
-        self.expect(250)?;
-        self.expect(250)?;
-        self.expect(354)?;
+        self.open_data()?;
         let mut body = b"Subject: never finished\r\nX-Seq: partial\r\n\r\n".to_vec();
         while body.len() < len {
             body.extend_from_slice(format!("partial line {}\r\n", "p".repeat(70)).as_bytes());

@@ -198,15 +198,7 @@ fn smuggling_with_bare_lf_normalize() {
         let new = srv.wait_files("new", i + 1);
         assert_eq!(new.len(), i + 1, "{variant:?}");
         let id = common::queue_id(&r);
-        let file = new
-            .iter()
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(&format!("{id}."))
-            })
-            .expect("the file of the queue id");
+        let file = srv.file_of("new", &id);
         let (_, stored) = split_trace(&std::fs::read(file).unwrap());
         let stored = String::from_utf8(stored).unwrap();
         assert!(stored.starts_with("Subject: real\n\nreal body"), "{stored:?}");

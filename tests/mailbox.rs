@@ -146,19 +146,9 @@ fn list_shows_decoded_rows_oldest_first() {
     );
     // Match rows to files by queue id: file names sort by text, which is
     // not delivery order when the microsecond field changes width.
-    let new = srv.files("new");
     for row in &rows {
-        let id = row["id"].as_str().unwrap();
-        let path = new
-            .iter()
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(&format!("{id}."))
-            })
-            .expect("a file for the row");
-        let size = std::fs::metadata(path).unwrap().len();
+        let path = srv.file_of("new", row["id"].as_str().unwrap());
+        let size = std::fs::metadata(&path).unwrap().len();
         assert_eq!(row["size"], size);
         assert_eq!(row["status"], "new");
         assert_eq!(row["valid"], true);

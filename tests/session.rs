@@ -168,11 +168,7 @@ fn big_message_streams_through() {
 fn smuggling_does_not_end_data() {
     let srv = TestServer::start();
     let mut c = srv.client();
-    c.reply();
-    c.cmd("EHLO x");
-    c.cmd("MAIL FROM:<a@b.c>");
-    c.cmd("RCPT TO:<u@localhost>");
-    c.cmd("DATA");
+    c.open_data();
     c.send(b"Subject: real\r\n\r\nreal body\n.\nMAIL FROM:<admin@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n\r.\rSubject: smuggled\r\n\r\n.\r\n");
     let r = c.reply();
     assert_eq!(r.code, 250, "{}", r.text);
@@ -190,11 +186,7 @@ fn disconnect_mid_data_leaves_nothing() {
     let srv = TestServer::start();
     {
         let mut c = srv.client();
-        c.reply();
-        c.cmd("EHLO x");
-        c.cmd("MAIL FROM:<a@b.c>");
-        c.cmd("RCPT TO:<u@localhost>");
-        c.cmd("DATA");
+        c.open_data();
         // More than one spool chunk, so a tmp file exists when we vanish.
         c.send(&vec![b'a'; maildoor::store::SPOOL_CHUNK * 2]);
         c.send(b"\r\nno end");
@@ -420,11 +412,7 @@ fn slow_data_rate_is_cut_off() {
         s.data_rate_grace = Duration::from_millis(200);
     });
     let mut c = srv.client();
-    c.reply();
-    c.cmd("EHLO x");
-    c.cmd("MAIL FROM:<a@b.c>");
-    c.cmd("RCPT TO:<u@localhost>");
-    c.cmd("DATA");
+    c.open_data();
     let closed = c.trickle_until_reply(b"slow line\r\n", Duration::from_millis(20), 100);
     let r = closed.expect("the server should have cut the slow transfer");
     assert!(r.text.starts_with("421 4.4.2"), "{}", r.text);
@@ -463,11 +451,7 @@ fn long_lines_setting() {
 fn a_slow_message_does_not_use_up_the_next_command_timeout() {
     let srv = TestServer::with(|s| s.command_timeout = Duration::from_millis(400));
     let mut c = srv.client();
-    c.reply();
-    c.cmd("EHLO x");
-    c.cmd("MAIL FROM:<a@b.c>");
-    c.cmd("RCPT TO:<u@localhost>");
-    c.cmd("DATA");
+    c.open_data();
     // The body takes longer than one command timeout (each block is quick).
     for _ in 0..8 {
         c.send(b"a line of a slow message\r\n");

@@ -45,11 +45,7 @@ fn data_in_flight_finishes_idle_sessions_are_told() {
 fn grace_period_ends_unfinished_messages() {
     let mut srv = TestServer::with(|s| s.shutdown_grace = Duration::from_millis(300));
     let mut slow = srv.client();
-    slow.reply();
-    slow.cmd("EHLO x");
-    slow.cmd("MAIL FROM:<a@b.c>");
-    slow.cmd("RCPT TO:<u@localhost>");
-    slow.cmd("DATA");
+    slow.open_data();
     // More than a spool chunk, so a tmp file exists.
     slow.send(&vec![b'z'; maildoor::store::SPOOL_CHUNK * 2]);
     srv.begin_stop();

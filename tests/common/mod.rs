@@ -218,6 +218,16 @@ impl Client {
         s
     }
 
+    /// Greeting, `EHLO x`, `MAIL FROM:<a@b.c>`, `RCPT TO:<u@localhost>`,
+    /// `DATA`: a transaction open for its body.
+    pub fn open_data(&mut self) {
+        self.reply();
+        self.cmd("EHLO x");
+        self.cmd("MAIL FROM:<a@b.c>");
+        self.cmd("RCPT TO:<u@localhost>");
+        self.cmd("DATA");
+    }
+
     /// Greeting, EHLO, MAIL, RCPT..., DATA, body, end; returns the final reply.
     pub fn deliver(&mut self, from: &str, rcpts: &[&str], body: &[u8]) -> Reply {
         assert_eq!(self.reply().code, 220);
