@@ -5,16 +5,25 @@
 //! crash). Done per message, each session waits for two journal commits.
 //! Here two threads form a pipeline shared by all sessions:
 //!
-//! 1. *sync*: takes every message waiting, finishes writing each `tmp/`
-//!    file, and flushes all their data at once (`syncfs` on each file
-//!    system touched, or `fdatasync` when the batch holds one message);
-//! 2. *publish*: renames the batch into `new/`, fsyncs each `new/` once,
-//!    and only then answers each waiting session.
+//! 1. *sync*: takes every small message waiting, writes each to its
+//!    `tmp/` file, and flushes all their data at once (`syncfs` on each
+//!    file system touched, or `fdatasync` when the batch holds one);
+//! 2. *publish*: renames the batch into `new/` (or links it into each
+//!    recipient's Maildir, creating it durably if new), fsyncs each `new/`
+//!    once, and only then answers each waiting session.
 //!
 //! While one batch is being published the next is being synced, so the
 //! two flushes overlap and every flush serves as many messages as arrived
 //! during the previous one. No session hears "done" before its message's
 //! data and name are both on disk.
+//!
+//! A big message (one already spilled to its `tmp/` file while it was
+//! received) skips the sync stage: its own `fdatasync` runs on the
+//! blocking pool, beside those of other big messages, and most of its
+//! data is already on its way to disk by then (see
+//! [`TmpFile::start_writeback`]). One `syncfs` for it would also write out
+//! every other session's half-received message and make each wait for
+//! all. It then joins the publish stage like any other.
 
 use std::collections::HashMap;
 use std::io;
@@ -47,7 +56,8 @@ struct Job {
 struct Synced {
     maildir: Arc<Maildir>,
     tmp: TmpFile,
-    targets: Vec<Arc<Maildir>>,
+    /// As in [`Job`]; opened by the publish stage.
+    targets: Vec<PathBuf>,
     done: Done,
 }
 
@@ -56,6 +66,8 @@ struct Synced {
 #[derive(Debug)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Job>,
+    /// Straight to the publish stage, for messages synced on their own.
+    publish: mpsc::Sender<Vec<Synced>>,
 }
 
 impl GroupCommit {
@@ -63,13 +75,14 @@ impl GroupCommit {
     pub fn start() -> io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let (synced_tx, synced_rx) = mpsc::channel::<Vec<Synced>>();
+        let publish = synced_tx.clone();
         std::thread::Builder::new()
             .name("maildoor-sync".into())
             .spawn(move || sync_stage(rx, synced_tx))?;
         std::thread::Builder::new()
             .name("maildoor-publish".into())
             .spawn(move || publish_stage(synced_rx))?;
-        Ok(GroupCommit { tx })
+        Ok(GroupCommit { tx, publish })
     }
 
     /// Writes `rest` to the message's `tmp/` file (created if `file` is
@@ -85,15 +98,34 @@ impl GroupCommit {
         targets: Vec<PathBuf>,
     ) -> io::Result<PathBuf> {
         let (done, wait) = oneshot::channel();
-        let job = Job {
-            maildir,
-            id,
-            file,
-            rest,
-            targets,
-            done,
-        };
-        self.tx.send(job).map_err(|_| stopped())?;
+        match file {
+            Some(file) => {
+                let synced = tokio::task::spawn_blocking(move || {
+                    let tmp = finish_file(&maildir, &id, Some(file), &rest)?;
+                    tmp.sync_data()?;
+                    Ok::<_, io::Error>(Synced {
+                        maildir,
+                        tmp,
+                        targets,
+                        done,
+                    })
+                })
+                .await
+                .map_err(io::Error::other)??;
+                self.publish.send(vec![synced]).map_err(|_| stopped())?;
+            }
+            None => {
+                let job = Job {
+                    maildir,
+                    id,
+                    file,
+                    rest,
+                    targets,
+                    done,
+                };
+                self.tx.send(job).map_err(|_| stopped())?;
+            }
+        }
         wait.await.map_err(|_| stopped())?
     }
 }
@@ -111,8 +143,6 @@ fn copy(e: &io::Error) -> io::Error {
 }
 
 fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>) {
-    // Per-recipient Maildirs opened so far; only this thread touches it.
-    let mut opened: HashMap<PathBuf, Arc<Maildir>> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -123,18 +153,11 @@ fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>) {
         }
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let targets = job
-                .targets
-                .iter()
-                .map(|root| open_target(&mut opened, &job.maildir, root))
-                .collect::<io::Result<Vec<_>>>();
-            let finished =
-                targets.and_then(|t| Ok((t, finish_file(&job.maildir, &job.id, job.file, &job.rest)?)));
-            match finished {
-                Ok((targets, tmp)) => batch.push(Synced {
+            match finish_file(&job.maildir, &job.id, job.file, &job.rest) {
+                Ok(tmp) => batch.push(Synced {
                     maildir: job.maildir,
                     tmp,
-                    targets,
+                    targets: job.targets,
                     done: job.done,
                 }),
                 Err(e) => {
@@ -216,8 +239,9 @@ fn flush_data(batch: &[Synced]) -> io::Result<()> {
 type Placed = Vec<(Arc<Maildir>, PathBuf)>;
 
 /// Puts one synced message into `new/`: renamed into its own Maildir, or
-/// linked into each per-recipient Maildir. Returns the paths created.
-fn place(s: Synced) -> (Placed, Done, io::Result<()>) {
+/// linked into each per-recipient Maildir (opened through `opened`).
+/// Returns the paths created.
+fn place(s: Synced, opened: &mut HashMap<PathBuf, Arc<Maildir>>) -> (Placed, Done, io::Result<()>) {
     if s.targets.is_empty() {
         let maildir = s.maildir;
         return match maildir.publish(s.tmp) {
@@ -227,9 +251,9 @@ fn place(s: Synced) -> (Placed, Done, io::Result<()>) {
     }
     let name = s.maildir.final_name(&s.tmp);
     let mut placed = Vec::with_capacity(s.targets.len());
-    for target in s.targets {
-        match target.link_in(&s.tmp, &name) {
-            Ok(path) => placed.push((target, path)),
+    for root in &s.targets {
+        match open_target(opened, &s.maildir, root).and_then(|t| Ok((t.link_in(&s.tmp, &name)?, t))) {
+            Ok((path, target)) => placed.push((target, path)),
             Err(e) => {
                 for (_, path) in &placed {
                     let _ = std::fs::remove_file(path);
@@ -243,13 +267,15 @@ fn place(s: Synced) -> (Placed, Done, io::Result<()>) {
 }
 
 fn publish_stage(rx: mpsc::Receiver<Vec<Synced>>) {
+    // Per-recipient Maildirs opened so far; only this thread touches it.
+    let mut opened: HashMap<PathBuf, Arc<Maildir>> = HashMap::new();
     while let Ok(mut batch) = rx.recv() {
         while let Ok(more) = rx.try_recv() {
             batch.extend(more);
         }
         let mut published = Vec::with_capacity(batch.len());
         for s in batch {
-            match place(s) {
+            match place(s, &mut opened) {
                 (paths, done, Ok(())) => published.push((paths, done)),
                 (_, done, Err(e)) => {
                     let _ = done.send(Err(e));
@@ -287,14 +313,7 @@ fn publish_stage(rx: mpsc::Receiver<Vec<Synced>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use crate::store::tests::rt;
 
     #[test]
     fn concurrent_commits_all_land() {
@@ -347,37 +366,45 @@ mod tests {
 #[cfg(test)]
 mod per_recipient_tests {
     use super::*;
+    use crate::store::tests::rt;
 
-    #[test]
-    fn one_write_many_links() {
+    /// Commits `file` (already holding some of the message) and `rest` for
+    /// two recipients; checks each got `whole` and nothing is left behind.
+    fn commit_to_two(file: impl FnOnce(&Maildir, &UniqueId) -> Option<TmpFile>, rest: &[u8], whole: &[u8]) {
         let dir = tempfile::tempdir().unwrap();
         let md = Arc::new(Maildir::open(dir.path(), "h").unwrap());
         let gc = GroupCommit::start().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let targets = vec![dir.path().join("d.test/alice"), dir.path().join("d.test/bob")];
         let id = md.next_id();
-        let first = rt
-            .block_on(gc.commit(
-                Arc::clone(&md),
-                id,
-                None,
-                b"shared body\n".to_vec(),
-                targets.clone(),
-            ))
+        let file = file(&md, &id);
+        let first = rt()
+            .block_on(gc.commit(Arc::clone(&md), id, file, rest.to_vec(), targets.clone()))
             .unwrap();
         assert!(first.starts_with(&targets[0]));
         for t in &targets {
             let files: Vec<_> = std::fs::read_dir(t.join("new")).unwrap().collect();
             assert_eq!(files.len(), 1);
             let path = files[0].as_ref().unwrap().path();
-            assert_eq!(std::fs::read(&path).unwrap(), b"shared body\n");
-            assert!(path.to_string_lossy().ends_with(",S=12"));
+            assert_eq!(std::fs::read(&path).unwrap(), whole);
+            assert!(path.to_string_lossy().ends_with(&format!(",S={}", whole.len())));
         }
         // Nothing left in the shared tmp/ or new/.
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn one_write_many_links() {
+        commit_to_two(|_, _| None, b"shared body\n", b"shared body\n");
+    }
+
+    #[test]
+    fn a_spilled_message_syncs_on_its_own_and_still_links_to_each_recipient() {
+        let spilled = |md: &Maildir, id: &UniqueId| {
+            let mut tmp = md.create(id).unwrap();
+            tmp.write_all(b"first chunk, ").unwrap();
+            Some(tmp)
+        };
+        commit_to_two(spilled, b"then the rest\n", b"first chunk, then the rest\n");
     }
 }

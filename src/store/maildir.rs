@@ -242,6 +242,23 @@ impl TmpFile {
         Ok(())
     }
 
+    /// Asks the kernel to start writing the last `len` bytes written to
+    /// disk now, without waiting for it, so that the flush at the end of
+    /// the message has less left to do. Linux starts writeback of the
+    /// range for `POSIX_FADV_DONTNEED` (PostgreSQL uses it the same way
+    /// where `sync_file_range` is missing); the pages are not needed again
+    /// by us either. It is only a hint: errors are ignored here and any
+    /// real write error surfaces at the flush.
+    pub fn start_writeback(&self, len: u64) {
+        let start = self.size.saturating_sub(len);
+        let _ = rustix::fs::fadvise(
+            &self.file,
+            start,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        );
+    }
+
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size

@@ -64,9 +64,17 @@ pub struct Delivery {
     id: UniqueId,
     buf: Vec<u8>,
     file: Option<TmpFile>,
+    /// The chunk being written to `tmp/` while the session reads the next
+    /// one; it hands back the file and the emptied buffer. At most one is
+    /// in flight, so a message holds at most two chunks in memory.
+    writing: Option<tokio::task::JoinHandle<Spilled>>,
     failed: Option<io::Error>,
     targets: Vec<PathBuf>,
 }
+
+/// What a chunk write hands back: the file (or why it failed) and the
+/// buffer, emptied for reuse.
+type Spilled = (io::Result<TmpFile>, Vec<u8>);
 
 /// True for errors that mean "no space left" (452 4.3.1 rather than 451).
 pub fn is_storage_full(e: &io::Error) -> bool {
@@ -86,6 +94,7 @@ impl Delivery {
             id,
             buf,
             file: None,
+            writing: None,
             failed: None,
             targets,
         }
@@ -101,8 +110,11 @@ impl Delivery {
         &mut self.buf
     }
 
-    /// Writes the buffer to the `tmp/` file once it holds a full chunk.
-    /// After a write error the body is dropped; the error is reported by
+    /// Once the buffer holds a full chunk, starts writing it to the `tmp/`
+    /// file on the blocking pool and gives the session a fresh buffer, so
+    /// the disk write overlaps with reading the next chunk. If the previous
+    /// chunk is still being written, waits for it first. After a write
+    /// error the body is dropped; the error is reported by
     /// [`Delivery::commit`].
     pub async fn spill_if_full(&mut self) {
         if self.buf.len() < SPOOL_CHUNK {
@@ -112,28 +124,46 @@ impl Delivery {
             self.buf.clear();
             return;
         }
+        let spare = self.wait_for_write().await;
+        if self.failed.is_some() {
+            self.buf.clear();
+            return;
+        }
         let maildir = Arc::clone(&self.store.maildir);
         let id = self.id.clone();
         let file = self.file.take();
-        let buf = std::mem::take(&mut self.buf);
-        let joined = tokio::task::spawn_blocking(move || {
+        let buf = std::mem::replace(&mut self.buf, spare);
+        self.writing = Some(tokio::task::spawn_blocking(move || {
             let result = open_or(file, &maildir, &id).and_then(|mut f| {
                 f.write_all(&buf)?;
+                f.start_writeback(buf.len() as u64);
                 Ok(f)
             });
+            let mut buf = buf;
+            buf.clear();
             (result, buf)
-        })
-        .await;
-        match joined {
-            Ok((result, mut buf)) => {
-                buf.clear();
-                self.buf = buf;
-                match result {
-                    Ok(f) => self.file = Some(f),
-                    Err(e) => self.failed = Some(e),
-                }
+        }));
+    }
+
+    /// Waits for the chunk in flight, if any, and takes back its file (or
+    /// its error). Returns its emptied buffer for reuse, or a new one.
+    async fn wait_for_write(&mut self) -> Vec<u8> {
+        let Some(writing) = self.writing.take() else {
+            return Vec::with_capacity(SPOOL_CHUNK);
+        };
+        match writing.await {
+            Ok((Ok(file), buf)) => {
+                self.file = Some(file);
+                buf
             }
-            Err(e) => self.failed = Some(io::Error::other(e)),
+            Ok((Err(e), buf)) => {
+                self.failed = Some(e);
+                buf
+            }
+            Err(e) => {
+                self.failed = Some(io::Error::other(e));
+                Vec::new()
+            }
         }
     }
 
@@ -141,6 +171,7 @@ impl Delivery {
     /// the group commit) and returns its path. Nothing remains in `tmp/`
     /// or `new/` on error.
     pub async fn commit(mut self) -> io::Result<PathBuf> {
+        self.wait_for_write().await;
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -161,5 +192,87 @@ fn open_or(file: Option<TmpFile>, maildir: &Maildir, id: &UniqueId) -> io::Resul
     match file {
         Some(f) => Ok(f),
         None => maildir.create(id),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small multi-threaded runtime for the store's tests.
+    pub(crate) fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Feeds `body` to a delivery in pieces of `piece` bytes, spilling as
+    /// the session does after each read.
+    async fn feed(d: &mut Delivery, body: &[u8], piece: usize) {
+        for part in body.chunks(piece) {
+            d.buffer().extend_from_slice(part);
+            d.spill_if_full().await;
+        }
+    }
+
+    fn body(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i % 27])
+            .collect()
+    }
+
+    #[test]
+    fn a_message_of_many_chunks_arrives_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), "h").unwrap());
+        let body = body(5 * SPOOL_CHUNK + 12_345);
+        let path = rt().block_on(async {
+            let id = store.maildir().next_id();
+            let mut d = Delivery::begin(Arc::clone(&store), id, "Header: x\n\n".into(), Vec::new());
+            feed(&mut d, &body, 100_000).await;
+            d.commit().await.unwrap()
+        });
+        let stored = std::fs::read(&path).unwrap();
+        let header = b"Header: x\n\n";
+        assert_eq!(&stored[..header.len()], header);
+        assert!(stored[header.len()..] == body[..], "body differs");
+        assert!(path.to_string_lossy().ends_with(&format!(",S={}", stored.len())));
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_chunk_write_is_reported_at_commit_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), "h").unwrap());
+        // No tmp/: the first chunk cannot be written.
+        std::fs::remove_dir(dir.path().join("tmp")).unwrap();
+        let result = rt().block_on(async {
+            let id = store.maildir().next_id();
+            let mut d = Delivery::begin(Arc::clone(&store), id, String::new(), Vec::new());
+            feed(&mut d, &body(3 * SPOOL_CHUNK), 64 * 1024).await;
+            d.commit().await
+        });
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_message_dropped_mid_write_leaves_nothing_in_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), "h").unwrap());
+        let rt = rt();
+        rt.block_on(async {
+            let id = store.maildir().next_id();
+            let mut d = Delivery::begin(Arc::clone(&store), id, String::new(), Vec::new());
+            feed(&mut d, &body(2 * SPOOL_CHUNK + 1), 32 * 1024).await;
+            // A chunk may still be in flight: the client went away.
+            drop(d);
+        });
+        // The blocking pool finishes the write, then removes the file.
+        rt.shutdown_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
     }
 }
