@@ -101,15 +101,33 @@ impl DataDecoder {
             if self.state == State::Done {
                 return Progress::Done(i);
             }
+            if self.state == State::LineStart {
+                // A line that starts with an ordinary octet is plain text:
+                // let the fast path below copy it with the rest of its line.
+                if let Some(&b) = input.get(i) {
+                    if !matches!(b, b'.' | b'\r' | b'\n') {
+                        self.state = State::Text;
+                    }
+                }
+            }
             if self.state == State::Text {
-                // Fast path: copy up to the next CR or LF in one go.
+                // Fast path: copy up to the next CR or LF in one go and, when
+                // that is a CRLF, end the line here too.
                 let rest = input.get(i..).unwrap_or_default();
                 let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+                out.extend_from_slice(rest.get(..run).unwrap_or_default());
+                self.line_len += run;
+                if rest.get(run..run + 2) == Some(b"\r\n") {
+                    out.push(b'\n');
+                    self.end_line();
+                    self.state = State::LineStart;
+                    self.wire_size += run as u64 + 2;
+                    i += run + 2;
+                    continue;
+                }
+                self.wire_size += run as u64;
+                i += run;
                 if run > 0 {
-                    out.extend_from_slice(rest.get(..run).unwrap_or_default());
-                    self.line_len += run;
-                    self.wire_size += run as u64;
-                    i += run;
                     continue;
                 }
             }
