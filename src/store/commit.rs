@@ -14,8 +14,11 @@
 //!
 //! While one batch is being published the next is being synced, so the
 //! two flushes overlap and every flush serves as many messages as arrived
-//! during the previous one. No session hears "done" before its message's
-//! data and name are both on disk.
+//! during the previous one. When nothing is waiting for the next flush
+//! there is nothing to overlap with, and the thread that flushed the batch
+//! publishes it itself if the publisher is free: one thread hop less for
+//! a lone message. No session hears "done" before its message's data and
+//! name are both on disk.
 //!
 //! A big message (one already spilled to its `tmp/` file while it was
 //! received) skips the sync stage: its own `fdatasync` runs on the
@@ -68,6 +71,39 @@ pub struct GroupCommit {
     tx: mpsc::Sender<Job>,
     /// Straight to the publish stage, for messages synced on their own.
     publish: mpsc::Sender<Vec<Synced>>,
+    publisher: Arc<Publisher>,
+}
+
+/// The publish step and the per-recipient Maildirs it has opened. The
+/// publish thread uses it, and so does whichever thread has just flushed
+/// a batch when nothing else is waiting and the publisher is free: an idle
+/// pipeline then costs a message one thread hop less.
+#[derive(Debug, Default)]
+struct Publisher {
+    opened: std::sync::Mutex<HashMap<PathBuf, Arc<Maildir>>>,
+}
+
+impl Publisher {
+    /// Publishes `batch` unless another thread is publishing; gives the
+    /// batch back in that case.
+    fn publish_if_free(&self, batch: Vec<Synced>) -> Option<Vec<Synced>> {
+        match self.opened.try_lock() {
+            Ok(mut opened) => {
+                publish(batch, &mut opened);
+                None
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                publish(batch, &mut p.into_inner());
+                None
+            }
+            Err(std::sync::TryLockError::WouldBlock) => Some(batch),
+        }
+    }
+
+    fn publish(&self, batch: Vec<Synced>) {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        publish(batch, &mut opened);
+    }
 }
 
 impl GroupCommit {
@@ -76,13 +112,20 @@ impl GroupCommit {
         let (tx, rx) = mpsc::channel::<Job>();
         let (synced_tx, synced_rx) = mpsc::channel::<Vec<Synced>>();
         let publish = synced_tx.clone();
+        let publisher = Arc::new(Publisher::default());
+        let for_sync = Arc::clone(&publisher);
+        let for_publish = Arc::clone(&publisher);
         std::thread::Builder::new()
             .name("maildoor-sync".into())
-            .spawn(move || sync_stage(rx, synced_tx))?;
+            .spawn(move || sync_stage(rx, synced_tx, &for_sync))?;
         std::thread::Builder::new()
             .name("maildoor-publish".into())
-            .spawn(move || publish_stage(synced_rx))?;
-        Ok(GroupCommit { tx, publish })
+            .spawn(move || publish_stage(synced_rx, &for_publish))?;
+        Ok(GroupCommit {
+            tx,
+            publish,
+            publisher,
+        })
     }
 
     /// Writes `rest` to the message's `tmp/` file (created if `file` is
@@ -100,19 +143,23 @@ impl GroupCommit {
         let (done, wait) = oneshot::channel();
         match file {
             Some(file) => {
-                let synced = tokio::task::spawn_blocking(move || {
+                let publisher = Arc::clone(&self.publisher);
+                let queued = tokio::task::spawn_blocking(move || {
                     let tmp = finish_file(&maildir, &id, Some(file), &rest)?;
                     tmp.sync_data()?;
-                    Ok::<_, io::Error>(Synced {
+                    let synced = Synced {
                         maildir,
                         tmp,
                         targets,
                         done,
-                    })
+                    };
+                    Ok::<_, io::Error>(publisher.publish_if_free(vec![synced]))
                 })
                 .await
                 .map_err(io::Error::other)??;
-                self.publish.send(vec![synced]).map_err(|_| stopped())?;
+                if let Some(batch) = queued {
+                    self.publish.send(batch).map_err(|_| stopped())?;
+                }
             }
             None => {
                 let job = Job {
@@ -142,8 +189,17 @@ fn copy(e: &io::Error) -> io::Error {
     }
 }
 
-fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>) {
-    while let Ok(first) = rx.recv() {
+fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>, publisher: &Publisher) {
+    // A job taken while checking whether anyone was waiting.
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -174,8 +230,17 @@ fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>) {
             }
             continue;
         }
-        if out.send(batch).is_err() {
-            return;
+        // With nobody waiting for the next flush there is nothing to
+        // overlap with: publish here if the publisher is free.
+        next = rx.try_recv().ok();
+        let batch = match next {
+            None => publisher.publish_if_free(batch),
+            Some(_) => Some(batch),
+        };
+        if let Some(batch) = batch {
+            if out.send(batch).is_err() {
+                return;
+            }
         }
     }
 }
@@ -266,47 +331,51 @@ fn place(s: Synced, opened: &mut HashMap<PathBuf, Arc<Maildir>>) -> (Placed, Don
     (placed, s.done, Ok(()))
 }
 
-fn publish_stage(rx: mpsc::Receiver<Vec<Synced>>) {
-    // Per-recipient Maildirs opened so far; only this thread touches it.
-    let mut opened: HashMap<PathBuf, Arc<Maildir>> = HashMap::new();
+fn publish_stage(rx: mpsc::Receiver<Vec<Synced>>, publisher: &Publisher) {
     while let Ok(mut batch) = rx.recv() {
         while let Ok(more) = rx.try_recv() {
             batch.extend(more);
         }
-        let mut published = Vec::with_capacity(batch.len());
-        for s in batch {
-            match place(s, &mut opened) {
-                (paths, done, Ok(())) => published.push((paths, done)),
-                (_, done, Err(e)) => {
-                    let _ = done.send(Err(e));
-                }
+        publisher.publish(batch);
+    }
+}
+
+/// Renames or links every message of `batch` into `new/`, fsyncs each
+/// `new/` touched once, then answers each message's session.
+fn publish(batch: Vec<Synced>, opened: &mut HashMap<PathBuf, Arc<Maildir>>) {
+    let mut published = Vec::with_capacity(batch.len());
+    for s in batch {
+        match place(s, opened) {
+            (paths, done, Ok(())) => published.push((paths, done)),
+            (_, done, Err(e)) => {
+                let _ = done.send(Err(e));
             }
         }
-        // One fsync per distinct new/ directory in the batch.
-        let mut dirs: HashMap<PathBuf, Option<io::Error>> = HashMap::new();
-        for (paths, _) in &published {
-            for (maildir, _) in paths {
-                if !dirs.contains_key(maildir.root()) {
-                    dirs.insert(maildir.root().to_path_buf(), maildir.sync_new().err());
-                }
+    }
+    // One fsync per distinct new/ directory in the batch.
+    let mut dirs: HashMap<PathBuf, Option<io::Error>> = HashMap::new();
+    for (paths, _) in &published {
+        for (maildir, _) in paths {
+            if !dirs.contains_key(maildir.root()) {
+                dirs.insert(maildir.root().to_path_buf(), maildir.sync_new().err());
             }
         }
-        for (paths, done) in published {
-            let failed = paths
-                .iter()
-                .find_map(|(m, _)| dirs.get(m.root()).and_then(Option::as_ref));
-            let result = match (failed, paths.first()) {
-                (None, Some((_, first))) => Ok(first.clone()),
-                (failed, _) => {
-                    // Not known to be durable: take every copy back out.
-                    for (_, path) in &paths {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    Err(failed.map_or_else(|| io::Error::other("no recipient mailbox"), copy))
+    }
+    for (paths, done) in published {
+        let failed = paths
+            .iter()
+            .find_map(|(m, _)| dirs.get(m.root()).and_then(Option::as_ref));
+        let result = match (failed, paths.first()) {
+            (None, Some((_, first))) => Ok(first.clone()),
+            (failed, _) => {
+                // Not known to be durable: take every copy back out.
+                for (_, path) in &paths {
+                    let _ = std::fs::remove_file(path);
                 }
-            };
-            let _ = done.send(result);
-        }
+                Err(failed.map_or_else(|| io::Error::other("no recipient mailbox"), copy))
+            }
+        };
+        let _ = done.send(result);
     }
 }
 
