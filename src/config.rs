@@ -208,6 +208,10 @@ pub struct Overrides {
     pub max_message_size: Option<u64>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A settings error; the text names the key and the file or variable.
@@ -275,6 +279,12 @@ impl Settings {
         }
         if let Some(l) = &over.log_level {
             b = set(b, "log_level", l.clone().into())?;
+        }
+        if let Some(c) = &over.tls_cert {
+            b = set(b, "tls_cert", c.to_string_lossy().into_owned().into())?;
+        }
+        if let Some(k) = &over.tls_key {
+            b = set(b, "tls_key", k.to_string_lossy().into_owned().into())?;
         }
         let raw: Raw = b
             .build()

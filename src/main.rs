@@ -42,6 +42,14 @@ struct Cli {
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
 
+    /// PEM certificate chain for STARTTLS and implicit-TLS listeners (key tls_cert; needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key that goes with --tls-cert (key tls_key).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -53,7 +61,7 @@ enum Cmd {
     /// Read the mail in the Maildir (--maildir DIR or the configured one).
     Mailbox(maildoor::mailbox::MailboxArgs),
     /// Write a self-signed TLS certificate and key (cert.pem, key.pem) for
-    /// testing; point tls_cert and tls_key at them.
+    /// testing; give them to --tls-cert and --tls-key.
     GenCert {
         /// The name the certificate is for (its subject alternative name).
         #[arg(long, value_name = "NAME")]
@@ -77,6 +85,8 @@ fn main() -> ExitCode {
         hostname: cli.hostname.clone(),
         max_message_size: cli.max_message_size,
         log_level: cli.log_level.clone(),
+        tls_cert: cli.tls_cert.clone(),
+        tls_key: cli.tls_key.clone(),
     };
     let settings = match Settings::load(&over, std::env::vars()) {
         Ok(s) => s,
@@ -135,9 +145,9 @@ fn gen_cert(hostname: &str, out: &std::path::Path) -> ExitCode {
         (Ok(c), Ok(k)) => {
             println!("wrote {} and {}", c.display(), k.display());
             println!(
-                "use them with: tls_cert = {:?}, tls_key = {:?}",
-                c.display().to_string(),
-                k.display().to_string()
+                "use them with: --tls-cert {} --tls-key {} (or tls_cert and tls_key in a config file)",
+                c.display(),
+                k.display()
             );
             ExitCode::SUCCESS
         }

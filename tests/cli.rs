@@ -19,6 +19,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Connects to a server just spawned on `port`, once it listens (within
+/// 10 s).
+fn connect_when_up(port: u16) -> Client {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Client::connect(addr);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {addr}");
+}
+
 #[test]
 fn help_tells_the_truth() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
@@ -32,6 +45,8 @@ fn help_tells_the_truth() {
         "--config",
         "--max-message-size",
         "--log-level",
+        "--tls-cert",
+        "--tls-key",
         "MAILDOOR_",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
@@ -175,4 +190,31 @@ fn gen_cert_writes_a_usable_pair() {
         !dir.path().join("md").exists(),
         "nothing created before TLS is checked"
     );
+    // The pair given by flags: EHLO offers STARTTLS.
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--tls-cert"])
+        .arg(out.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--maildir")
+        .arg(dir.path().join("md"))
+        .env_remove("MAILDOOR_TLS_CERT")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut c = connect_when_up(port);
+    assert_eq!(c.reply().code, 220);
+    let ehlo = c.cmd("EHLO client.test");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ehlo.text.contains("STARTTLS"), "{}", ehlo.text);
+    // One without the other is refused by the argument parser.
+    let half = Command::new(BIN)
+        .arg("--tls-cert")
+        .arg(out.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(!half.status.success());
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--tls-key"));
 }
