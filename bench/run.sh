@@ -11,6 +11,9 @@
 #            (maildoor-load --serve-discard) against smtp-sink, same client,
 #            20 sessions, 1 KiB; best of SINK_ROUNDS alternating rounds
 #   rss      peak RSS (VmHWM) of maildoor while it receives one 25 MiB message
+#   mixed    big and small messages at once: MIXED_BIG connections send
+#            8 MiB messages while 20 send 1 KiB ones; both rates and the
+#            small messages' latency (do big flushes hold small ones up?)
 #   idle     IDLE_COUNT idle connections held open (idle_conns.py), RSS
 #   startup  spawn to the first 220 greeting, in ms (STARTUP_RUNS runs)
 #
@@ -21,6 +24,7 @@
 #   BENCH_OUT               directory for logs, JSON and summary.txt (default: new /tmp/maildoor-bench.*)
 #   SINK_SESSIONS, SINK_MESSAGES, SINK_SIZE, SINK_ROUNDS   (20, 5000, 1024, 3)
 #   IDLE_COUNT, IDLE_HOLD   (10000, 5)
+#   MIXED_BIG               (2)
 #   STARTUP_RUNS            (5)
 #
 # Needs root and what ../shared/bench/install.sh installs (Postfix's
@@ -36,7 +40,7 @@ mkdir -p "$OUT"
 SUMMARY=$OUT/summary.txt
 : >"$SUMMARY"
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(peers sink rss idle startup)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(peers sink rss mixed idle startup)
 
 MD=$ROOT/target/release/maildoor
 LOAD=$ROOT/target/release/maildoor-load
@@ -161,6 +165,24 @@ EOF
   stop_servers
 }
 
+step_mixed() {
+  local big=${MIXED_BIG:-2}
+  note "== mixed: $big connections of 8 MiB messages beside 20 of 1 KiB"
+  start_maildoor mixed
+  timeout 300 "$LOAD" --server "127.0.0.1:$PORT" --connections "$big" --messages $((30 * big)) --size 8388608 \
+    --reuse --to "$RCPT" --maildir "$OUT/mixed/Maildir" >"$OUT/mixed/big.txt" 2>&1 &
+  local loader=$!
+  timeout 300 "$LOAD" --server "127.0.0.1:$PORT" --connections 20 --messages 3000 --size 1024 \
+    --reuse --to "$RCPT" --maildir "$OUT/mixed/Maildir" >"$OUT/mixed/small.txt" 2>&1 ||
+    echo "maildoor-load (small) failed: see $OUT/mixed/small.txt" >&2
+  wait "$loader" || echo "maildoor-load (big) failed: see $OUT/mixed/big.txt" >&2
+  note "  8 MiB: $(grep -h '^throughput' "$OUT/mixed/big.txt")"
+  note "  1 KiB: $(grep -h '^throughput' "$OUT/mixed/small.txt")"
+  note "  1 KiB: $(grep -h '^latency' "$OUT/mixed/small.txt")"
+  grep -h '^check' "$OUT/mixed/big.txt" "$OUT/mixed/small.txt" | sed 's/^/  /' | tee -a "$SUMMARY"
+  stop_servers
+}
+
 step_rss() {
   note "== rss: one 25 MiB message"
   start_maildoor rss
@@ -235,8 +257,8 @@ note "maildoor bench run $(date -u '+%Y-%m-%d %H:%M UTC') on $(hostname), $(npro
 note "output: $OUT"
 for step in "${STEPS[@]}"; do
   case $step in
-    peers | sink | rss | idle | startup) "step_$step" ;;
-    *) echo "unknown step: $step (peers sink rss idle startup)" >&2; exit 2 ;;
+    peers | sink | rss | mixed | idle | startup) "step_$step" ;;
+    *) echo "unknown step: $step (peers sink rss mixed idle startup)" >&2; exit 2 ;;
   esac
 done
 echo
