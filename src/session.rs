@@ -255,7 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 /// handshake comes first (RFC 8314 §3.3) and the greeting goes over TLS.
 pub async fn run<S>(
     stream: S,
-    mut conn: Conn,
+    conn: Conn,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<ServerPhase>,
     implicit_tls: bool,
@@ -264,35 +264,19 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
-    // One bound for the whole connection: STARTTLS does not restart it.
-    let session_end = started + shared.limits.max_session_time;
-    let mut state = Session::new(Arc::clone(&shared.policy), conn.local.ip());
-    let mut messages = 0u64;
+    let mut cx = Connection {
+        state: Session::new(Arc::clone(&shared.policy), conn.local.ip()),
+        conn,
+        shared: &shared,
+        messages: 0,
+        // One bound for the whole connection: STARTTLS does not restart it.
+        session_end: started + shared.limits.max_session_time,
+    };
     let end = if implicit_tls {
-        Box::pin(tls_session(
-            stream,
-            &mut conn,
-            &mut state,
-            &shared,
-            shutdown,
-            &mut messages,
-            true,
-            session_end,
-        ))
-        .await
+        Box::pin(tls_session(stream, &mut cx, shutdown, true)).await
     } else {
         let mut wire = Wire::new(stream, shutdown.clone());
-        match drive(
-            &mut wire,
-            &mut state,
-            &conn,
-            &shared,
-            &mut messages,
-            true,
-            session_end,
-        )
-        .await
-        {
+        match drive(&mut wire, &mut cx, true).await {
             End::StartTls => {
                 // The 220 goes out in clear; anything the client pipelined
                 // behind STARTTLS stays in the plain buffer and is dropped
@@ -300,23 +284,12 @@ where
                 let flushed = wire.flush().await;
                 let discarded = wire.pending().len();
                 if discarded > 0 {
+                    let conn = &cx.conn;
                     warn!(session = conn.id, peer = %conn.peer, local = %conn.local, discarded, "discarded bytes sent after STARTTLS before the TLS handshake");
                 }
                 match flushed {
                     Err(_) => End::IoError,
-                    Ok(()) => {
-                        let tls = tls_session(
-                            wire.stream,
-                            &mut conn,
-                            &mut state,
-                            &shared,
-                            shutdown,
-                            &mut messages,
-                            false,
-                            session_end,
-                        );
-                        Box::pin(tls).await
-                    }
+                    Ok(()) => Box::pin(tls_session(wire.stream, &mut cx, shutdown, false)).await,
                 }
             }
             end => {
@@ -327,17 +300,29 @@ where
             }
         }
     };
+    let conn = &cx.conn;
     info!(
         session = conn.id,
         peer = %conn.peer,
         local = %conn.local,
         tls = conn.tls.as_deref().map(tracing::field::display),
-        messages,
+        messages = cx.messages,
         duration_ms = started.elapsed().as_millis() as u64,
         reason = ?end,
         "connection closed"
     );
     end
+}
+
+/// One connection's session as it carries on across STARTTLS: the state
+/// machine, who talks to whom, the server's shared state, the messages
+/// stored so far and the moment the connection must end by.
+struct Connection<'a> {
+    state: Session,
+    conn: Conn,
+    shared: &'a Shared,
+    messages: u64,
+    session_end: Instant,
 }
 
 /// Runs the server side of the TLS handshake, bounded by the command
@@ -376,27 +361,22 @@ where
 
 /// Runs the TLS handshake on `stream`, forgets everything the session
 /// learnt in clear (RFC 3207 §4.2), and drives the rest of it over TLS.
-#[allow(clippy::too_many_arguments)]
 async fn tls_session<S>(
     stream: S,
-    conn: &mut Conn,
-    state: &mut Session,
-    shared: &Shared,
+    cx: &mut Connection<'_>,
     shutdown: watch::Receiver<ServerPhase>,
-    messages: &mut u64,
     greet: bool,
-    session_end: Instant,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let tls = match handshake(stream, conn, shared).await {
+    let tls = match handshake(stream, &mut cx.conn, cx.shared).await {
         Ok(tls) => tls,
         Err(end) => return end,
     };
-    state.tls_started();
+    cx.state.tls_started();
     let mut wire = Wire::new(tls, shutdown);
-    let end = match drive(&mut wire, state, conn, shared, messages, greet, session_end).await {
+    let end = match drive(&mut wire, cx, greet).await {
         // Under TLS the state machine answers STARTTLS with 503 itself.
         End::StartTls => End::IoError,
         end => end,
@@ -406,18 +386,12 @@ where
     end
 }
 
-async fn drive<S>(
-    wire: &mut Wire<S>,
-    state: &mut Session,
-    conn: &Conn,
-    shared: &Shared,
-    messages: &mut u64,
-    greet: bool,
-    session_end: Instant,
-) -> End
+async fn drive<S>(wire: &mut Wire<S>, cx: &mut Connection<'_>, greet: bool) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let shared = cx.shared;
+    let session_end = cx.session_end;
     let limits = &shared.limits;
     let host = &shared.policy.hostname;
     if greet {
@@ -446,7 +420,7 @@ where
                 return End::Shutdown;
             }
         }
-        let greeting = state.greeting();
+        let greeting = cx.state.greeting();
         wire.reply(&greeting);
         if wire.flush().await.is_err() {
             return End::IoError;
@@ -471,12 +445,12 @@ where
                 None => (raw, true),
             };
             let step = if nl + 1 > MAX_COMMAND_LINE {
-                state.line_too_long()
+                cx.state.line_too_long()
             } else if bare_lf && reject_bare_lf {
-                state.bare_lf_command()
+                cx.state.bare_lf_command()
             } else {
                 debug!(line = %String::from_utf8_lossy(line), "C:");
-                state.command(command::parse(line))
+                cx.state.command(command::parse(line))
             };
             wire.reply(&step.reply);
             let mut next = step.next;
@@ -486,14 +460,14 @@ where
                 }
                 // Boxed: its state is only needed while a message streams in, and
                 // would otherwise make every idle session's future larger.
-                let outcome = match Box::pin(receive_data(wire, state, conn, shared, session_end)).await {
+                let outcome = match Box::pin(receive_data(wire, cx)).await {
                     Ok(outcome) => outcome,
                     Err(end) => return end,
                 };
                 if matches!(outcome, DataOutcome::Stored(_)) {
-                    *messages += 1;
+                    cx.messages += 1;
                 }
-                let step = state.data_done(outcome);
+                let step = cx.state.data_done(outcome);
                 wire.reply(&step.reply);
                 next = step.next;
                 // The transfer and the commit may have taken longer than a
@@ -511,7 +485,7 @@ where
             }
         }
         if !discarding && wire.pending().len() >= MAX_COMMAND_LINE {
-            let step = state.line_too_long();
+            let step = cx.state.line_too_long();
             wire.reply(&step.reply);
             discarding = true;
             if let Next::CloseWith(r) = step.next {
@@ -563,16 +537,18 @@ fn shutdown_reply(host: &str) -> Reply {
 
 /// Receives one message body after 354 and stores it. `Err` means the
 /// session must end (the reply, if any, is already queued).
-async fn receive_data<S>(
-    wire: &mut Wire<S>,
-    state: &Session,
-    conn: &Conn,
-    shared: &Shared,
-    session_end: Instant,
-) -> Result<DataOutcome, End>
+async fn receive_data<S>(wire: &mut Wire<S>, cx: &Connection<'_>) -> Result<DataOutcome, End>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let Connection {
+        state,
+        conn,
+        shared,
+        session_end,
+        ..
+    } = cx;
+    let session_end = *session_end;
     let Some(env) = state.envelope() else {
         return Ok(DataOutcome::StoreFailed { full: false });
     };
