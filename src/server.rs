@@ -99,7 +99,10 @@ impl Server {
         let store = if discard { store.discarding() } else { store };
         match store.maildir().clean_tmp(Duration::from_secs(36 * 3600)) {
             Ok(0) => {}
-            Ok(n) => info!(removed = n, "removed stale files older than 36 hours from tmp/"),
+            Ok(n) => info!(
+                removed = n,
+                "removed stale files older than 36 hours from tmp/ (and per-recipient tmp/)"
+            ),
             Err(e) => warn!(error = %e, "could not clean tmp/"),
         }
         let mut listeners = Vec::new();

@@ -186,24 +186,15 @@ impl Maildir {
     }
 
     /// Removes `tmp/` files older than `age` (the Maildir convention is 36
-    /// hours); returns how many were removed.
+    /// hours), here and in the per-recipient Maildirs below this one
+    /// (`<domain>/<local-part>/tmp/`); returns how many were removed. An
+    /// error reading this Maildir's `tmp/` is returned; the per-recipient
+    /// ones are swept as far as they can be read.
     pub fn clean_tmp(&self, age: std::time::Duration) -> io::Result<usize> {
-        let mut removed = 0;
-        let now = SystemTime::now();
-        for entry in fs::read_dir(self.root.join("tmp"))? {
-            let entry = entry?;
-            // Dot files are not messages (e.g. a .gitkeep): leave them.
-            if entry.file_name().as_encoded_bytes().starts_with(b".") {
-                continue;
-            }
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|d| d > age);
-            if old && fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
+        let mut removed = clean_dir(&self.root.join("tmp"), age)?;
+        for domain in subdirs(&self.root) {
+            for mailbox in subdirs(&domain) {
+                removed += clean_dir(&mailbox.join("tmp"), age).unwrap_or(0);
             }
         }
         Ok(removed)
@@ -221,6 +212,47 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
         Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => fs::rename(from, to),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Removes the files in `dir` older than `age`, except dot files (a
+/// `.gitkeep`, say, is not a message).
+fn clean_dir(dir: &Path, age: std::time::Duration) -> io::Result<usize> {
+    let mut removed = 0;
+    let now = SystemTime::now();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|d| d > age);
+        if old && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The directories in `dir` that may be a per-recipient level (not a
+/// Maildir's own `tmp`, `new` or `cur`, nor a dot directory).
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.as_encoded_bytes();
+            !name.starts_with(b".") && !matches!(name, b"tmp" | b"new" | b"cur")
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// A message being written in `tmp/`. Dropping it without
@@ -374,6 +406,35 @@ mod tests {
         assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 0);
         assert_eq!(md.clean_tmp(std::time::Duration::ZERO).unwrap(), 1);
         assert!(dir.path().join("tmp/.gitkeep").exists());
+    }
+
+    #[test]
+    fn clean_tmp_sweeps_per_recipient_mailboxes_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path(), "h").unwrap();
+        let alice = md.open_sibling(dir.path().join("d.test/alice")).unwrap();
+        fs::write(alice.root().join("tmp/left-by-a-crash"), b"x").unwrap();
+        fs::write(alice.root().join("new/kept"), b"x").unwrap();
+        // A stale file two days old, and a fresh one.
+        let stale = dir.path().join("tmp/stale");
+        fs::write(&stale, b"x").unwrap();
+        let two_days = std::time::Duration::from_secs(48 * 3600);
+        let long_ago = SystemTime::now() - two_days;
+        for f in [&stale, &alice.root().join("tmp/left-by-a-crash")] {
+            File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        fs::write(alice.root().join("tmp/fresh"), b"x").unwrap();
+        let removed = md.clean_tmp(std::time::Duration::from_secs(36 * 3600)).unwrap();
+        assert_eq!(removed, 2);
+        assert!(!stale.exists());
+        assert!(!alice.root().join("tmp/left-by-a-crash").exists());
+        assert!(alice.root().join("tmp/fresh").exists());
+        assert!(alice.root().join("new/kept").exists());
     }
 
     #[test]
