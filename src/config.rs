@@ -50,6 +50,7 @@ struct Raw {
     bare_lf: String,
     long_lines: String,
     delivery: String,
+    mailboxes: String,
     recipient_delimiter: String,
     log_level: String,
     tls_cert: String,
@@ -116,6 +117,7 @@ const KEYS: &[&str] = &[
     "bare_lf",
     "long_lines",
     "delivery",
+    "mailboxes",
     "recipient_delimiter",
     "log_level",
     "tls_cert",
@@ -173,6 +175,9 @@ pub struct Settings {
     pub per_recipient: bool,
     /// `user<delim>tag` is delivered to `user`.
     pub recipient_delimiter: Option<char>,
+    /// `mailboxes = "existing"`: with per-recipient delivery, accept only
+    /// recipients whose Maildir already exists (and postmaster).
+    pub existing_mailboxes_only: bool,
     /// Log filter (tracing-subscriber `EnvFilter` syntax).
     pub log_level: String,
     /// Listeners with options (`[[listener]]`); an entry for an address
@@ -466,6 +471,22 @@ impl Settings {
                     ))
                 }
             },
+            existing_mailboxes_only: match raw.mailboxes.trim().to_ascii_lowercase().as_str() {
+                "create" => false,
+                "existing" if raw.delivery.trim().eq_ignore_ascii_case("per-recipient") => true,
+                "existing" => {
+                    return Err(bad(
+                        "mailboxes",
+                        "\"existing\" needs delivery = \"per-recipient\"",
+                    ))
+                }
+                other => {
+                    return Err(bad(
+                        "mailboxes",
+                        format!("{other:?} is not \"create\" or \"existing\""),
+                    ))
+                }
+            },
             recipient_delimiter: {
                 let mut chars = raw.recipient_delimiter.chars();
                 match (chars.next(), chars.next()) {
@@ -600,6 +621,21 @@ mod tests {
     }
 
     #[test]
+    fn existing_mailboxes_go_with_per_recipient_delivery() {
+        let s = Settings::load(&Overrides::default(), env(&[])).unwrap();
+        assert!(!s.existing_mailboxes_only);
+        let s = Settings::load(
+            &Overrides::default(),
+            env(&[
+                ("MAILDOOR_DELIVERY", "per-recipient"),
+                ("MAILDOOR_MAILBOXES", "Existing"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.per_recipient && s.existing_mailboxes_only);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases: &[(&str, &str, &str)] = &[
             ("MAILDOOR_LISTEN", "nonsense", "listen"),
@@ -612,6 +648,8 @@ mod tests {
             ("MAILDOOR_LOG_LEVEL", "loud[", "log_level"),
             ("MAILDOOR_LIMIT_EXEMPT", "127.0.0.1/99", "limit_exempt"),
             ("MAILDOOR_LONG_LINES", "maybe", "long_lines"),
+            ("MAILDOOR_MAILBOXES", "some", "mailboxes"),
+            ("MAILDOOR_MAILBOXES", "existing", "mailboxes"),
             ("MAILDOOR_DELIVERY", "everywhere", "delivery"),
             ("MAILDOOR_RECIPIENT_DELIMITER", "ab", "recipient_delimiter"),
             ("MAILDOOR_RECIPIENT_DELIMITER", "/", "recipient_delimiter"),

@@ -86,6 +86,33 @@ pub fn mailbox_key(
     Ok(MailboxKey { domain, user: local })
 }
 
+/// Which per-recipient mailboxes exist, for `mailboxes = "existing"`:
+/// the state machine asks at RCPT, the server answers from the file
+/// system ([`MailboxDirs`]), tests from a list.
+pub trait Mailboxes: std::fmt::Debug + Send + Sync {
+    /// True if mail for `key` has a Maildir to go to.
+    fn exists(&self, key: &MailboxKey) -> bool;
+}
+
+/// The mailboxes that exist as Maildirs (with a `new/`) under a root.
+#[derive(Debug, Clone)]
+pub struct MailboxDirs {
+    root: PathBuf,
+}
+
+impl MailboxDirs {
+    /// Mailboxes under `root`, as `<domain>/<local-part>/`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        MailboxDirs { root: root.into() }
+    }
+}
+
+impl Mailboxes for MailboxDirs {
+    fn exists(&self, key: &MailboxKey) -> bool {
+        key.path(&self.root).join("new").is_dir()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

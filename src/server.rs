@@ -123,6 +123,10 @@ impl Server {
             starttls: tls.is_some(),
             per_recipient: settings.per_recipient,
             recipient_delimiter: settings.recipient_delimiter,
+            existing_mailboxes: settings.existing_mailboxes_only.then(|| {
+                Arc::new(crate::route::MailboxDirs::new(store.maildir().root()))
+                    as Arc<dyn crate::route::Mailboxes>
+            }),
         };
         let shared = Arc::new(Shared {
             policy: Arc::new(policy),

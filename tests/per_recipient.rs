@@ -95,3 +95,29 @@ fn unsafe_local_parts_get_553() {
     // Nothing escaped the Maildir root.
     assert!(!srv.dir.path().join("etc").exists());
 }
+
+#[test]
+fn existing_mailboxes_only_accepts_known_recipients_and_creates_nothing() {
+    let srv = TestServer::with(|s| {
+        s.per_recipient = true;
+        s.existing_mailboxes_only = true;
+    });
+    let alice = srv.maildir().join("localhost/alice");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(alice.join(sub)).unwrap();
+    }
+    let mut c = srv.client();
+    c.reply();
+    c.cmd("EHLO x");
+    c.cmd("MAIL FROM:<a@b.c>");
+    let r = c.cmd("RCPT TO:<bob@localhost>");
+    assert!(r.text.starts_with("550 5.1.1"), "{}", r.text);
+    assert_eq!(c.cmd("RCPT TO:<alice@localhost>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<postmaster>").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send(b"Subject: known\r\n\r\nhi\r\n.\r\n");
+    assert_eq!(c.reply().code, 250);
+    assert_eq!(files(&alice.join("new")).len(), 1);
+    assert_eq!(files(&srv.maildir().join("localhost/postmaster/new")).len(), 1);
+    assert!(!srv.maildir().join("localhost/bob").exists());
+}

@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
         starttls: p & 0x8 != 0,
         per_recipient: p & 0x4 != 0,
         recipient_delimiter: Some('+'),
+        existing_mailboxes: None,
     });
     let mut s = Session::new(policy, IpAddr::V4(Ipv4Addr::LOCALHOST));
     check_reply(&s.greeting());

@@ -88,6 +88,7 @@ fuzz_target!(|data: &[u8]| {
             starttls: false,
             per_recipient: p & 0x20 != 0,
             recipient_delimiter: Some('+'),
+            existing_mailboxes: None,
         }),
         store: Arc::clone(&w.store),
         limits: SessionLimits {

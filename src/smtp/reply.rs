@@ -102,6 +102,8 @@ pub mod codes {
     pub const TOO_MANY_RCPTS: Enhanced = Enhanced(4, 5, 3);
     /// 4.7.0 Other or undefined security status (error limit, connection limit).
     pub const POLICY_TEMP: Enhanced = Enhanced(4, 7, 0);
+    /// 5.1.1 Bad destination mailbox address (no such mailbox).
+    pub const NO_SUCH_MAILBOX: Enhanced = Enhanced(5, 1, 1);
     /// 5.1.3 Bad destination mailbox address syntax.
     pub const BAD_ADDRESS: Enhanced = Enhanced(5, 1, 3);
     /// 5.3.4 Message too big for system.

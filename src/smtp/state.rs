@@ -33,6 +33,10 @@ pub struct Policy {
     pub per_recipient: bool,
     /// `recipient_delimiter`: `user+tag` is delivered to `user`.
     pub recipient_delimiter: Option<char>,
+    /// `mailboxes = "existing"` (with per-recipient delivery): only
+    /// recipients whose mailbox exists are accepted, and postmaster.
+    /// `None`: a mailbox is created by its first message.
+    pub existing_mailboxes: Option<std::sync::Arc<dyn route::Mailboxes>>,
 }
 
 impl Policy {
@@ -358,8 +362,21 @@ impl Session {
         if self.policy.per_recipient {
             let routed =
                 route::mailbox_key(&to, self.policy.primary_domain(), self.policy.recipient_delimiter);
-            if let Err(e) = routed {
-                return self.error(Reply::new(553, codes::BAD_ADDRESS, format!("Error: {e}")));
+            match routed {
+                Err(e) => return self.error(Reply::new(553, codes::BAD_ADDRESS, format!("Error: {e}"))),
+                // RFC 5321 §4.5.1: postmaster is always accepted.
+                Ok(key) if key.user != "postmaster" => {
+                    if let Some(existing) = &self.policy.existing_mailboxes {
+                        if !existing.exists(&key) {
+                            return self.error(Reply::new(
+                                550,
+                                codes::NO_SUCH_MAILBOX,
+                                "Error: no such mailbox here",
+                            ));
+                        }
+                    }
+                }
+                Ok(_) => {}
             }
         }
         let Some(env) = self.envelope.as_mut() else {

@@ -15,6 +15,7 @@ fn policy() -> Arc<Policy> {
         starttls: false,
         per_recipient: false,
         recipient_delimiter: None,
+        existing_mailboxes: None,
     })
 }
 
@@ -260,6 +261,36 @@ fn per_recipient_delivery_refuses_unsafe_mailbox_names() {
         send(&mut s, "RCPT TO:<\"../x\"@elsewhere.net>"),
         (550, e(5, 7, 1))
     );
+}
+
+/// A fixed list of existing mailboxes, as `user@domain`.
+#[derive(Debug)]
+struct Listed(Vec<&'static str>);
+
+impl route::Mailboxes for Listed {
+    fn exists(&self, key: &route::MailboxKey) -> bool {
+        self.0.contains(&format!("{}@{}", key.user, key.domain).as_str())
+    }
+}
+
+#[test]
+fn existing_mailboxes_only_refuses_unknown_recipients_but_never_postmaster() {
+    let mut p = (*policy()).clone();
+    p.per_recipient = true;
+    p.recipient_delimiter = Some('+');
+    p.existing_mailboxes = Some(Arc::new(Listed(vec!["alice@example.org"])));
+    let mut s = Session::new(Arc::new(p), "127.0.0.1".parse().unwrap());
+    code(&mut s, "EHLO c");
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    assert_eq!(send(&mut s, "RCPT TO:<bob@example.org>"), (550, e(5, 1, 1)));
+    assert_eq!(send(&mut s, "RCPT TO:<alice@localhost>"), (550, e(5, 1, 1)));
+    assert_eq!(code(&mut s, "RCPT TO:<Alice+news@Example.ORG>"), 250);
+    assert_eq!(code(&mut s, "RCPT TO:<postmaster>"), 250);
+    assert_eq!(code(&mut s, "RCPT TO:<PostMaster@localhost>"), 250);
+    // Names are still checked first, and relaying is still refused.
+    assert_eq!(send(&mut s, "RCPT TO:<\"../x\"@localhost>"), (553, e(5, 1, 3)));
+    assert_eq!(send(&mut s, "RCPT TO:<bob@elsewhere.net>"), (550, e(5, 7, 1)));
+    assert_eq!(code(&mut s, "DATA"), 354);
 }
 
 #[test]
