@@ -140,10 +140,14 @@ struct Wire<S> {
     hi: usize,
     out: Vec<u8>,
     shutdown: watch::Receiver<ServerPhase>,
+    /// How long a write may wait for a client that does not read.
+    write_timeout: Duration,
+    /// The end of the whole connection (`max_session_time`).
+    session_end: Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
-    fn new(stream: S, shutdown: watch::Receiver<ServerPhase>) -> Self {
+    fn new(stream: S, shutdown: watch::Receiver<ServerPhase>, cx: &Connection<'_>) -> Self {
         Wire {
             stream,
             buf: vec![0; COMMAND_BUF],
@@ -151,7 +155,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             hi: 0,
             out: Vec::new(),
             shutdown,
+            write_timeout: cx.shared.limits.command_timeout,
+            session_end: cx.session_end,
         }
+    }
+
+    /// When a write started now must have finished: a client that stops
+    /// reading cannot hold the session past the command timeout, nor past
+    /// the session's end. (A write that can complete at once always does:
+    /// the deadline is only checked once the write has to wait.)
+    fn write_deadline(&self) -> Instant {
+        (Instant::now() + self.write_timeout).min(self.session_end)
     }
 
     /// Enlarges the read buffer to at least `size` octets.
@@ -185,11 +199,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await?;
+            let deadline = tokio::time::Instant::from_std(self.write_deadline());
+            let write = async {
+                self.stream.write_all(&self.out).await?;
+                self.stream.flush().await
+            };
+            tokio::time::timeout_at(deadline, write)
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             self.out.clear();
         }
         Ok(())
+    }
+
+    /// Ends the stream's sending side (TLS: close_notify), within the
+    /// write deadline.
+    async fn close(&mut self) {
+        let deadline = tokio::time::Instant::from_std(self.write_deadline());
+        let _ = tokio::time::timeout_at(deadline, self.stream.shutdown()).await;
     }
 
     /// Reads what has already arrived, without waiting (and without a
@@ -275,7 +302,7 @@ where
     let end = if implicit_tls {
         Box::pin(tls_session(stream, &mut cx, shutdown, true)).await
     } else {
-        let mut wire = Wire::new(stream, shutdown.clone());
+        let mut wire = Wire::new(stream, shutdown.clone(), &cx);
         match drive(&mut wire, &mut cx, true).await {
             End::StartTls => {
                 // The 220 goes out in clear; anything the client pipelined
@@ -375,14 +402,14 @@ where
         Err(end) => return end,
     };
     cx.state.tls_started();
-    let mut wire = Wire::new(tls, shutdown);
+    let mut wire = Wire::new(tls, shutdown, cx);
     let end = match drive(&mut wire, cx, greet).await {
         // Under TLS the state machine answers STARTTLS with 503 itself.
         End::StartTls => End::IoError,
         end => end,
     };
     let _ = wire.flush().await;
-    let _ = wire.stream.shutdown().await;
+    wire.close().await;
     end
 }
 

@@ -222,3 +222,46 @@ fn smuggling_with_bare_lf_reject() {
     assert!(srv.files("new").is_empty());
     assert!(srv.files("tmp").is_empty());
 }
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_cut_off() {
+    use std::io::Write;
+    let srv = TestServer::with(|s| s.command_timeout = std::time::Duration::from_millis(500));
+    // A small receive buffer so the replies back up quickly.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&srv.addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = sock.into();
+    // Read the greeting first (talking before it gets 554 and a close).
+    let mut greeting = [0u8; 512];
+    let n = std::io::Read::read(&mut stream, &mut greeting).unwrap();
+    assert!(greeting[..n].starts_with(b"220 "));
+    // A write that waits this long means the server stopped reading and
+    // never gave up on us.
+    stream
+        .set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let noops = b"NOOP\r\n".repeat(10_000);
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    let error = loop {
+        match stream.write_all(&noops) {
+            Ok(()) => sent += noops.len(),
+            Err(e) => break e,
+        }
+        assert!(
+            sent < 1 << 30,
+            "the server took 1 GiB of commands without replies being read"
+        );
+    };
+    assert!(
+        !matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "the server kept the connection open: {error} after {:?}",
+        started.elapsed()
+    );
+    // It was cut off by the write timeout, not at once.
+    assert!(sent > 0, "{error}");
+}
