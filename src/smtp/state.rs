@@ -368,7 +368,10 @@ impl Session {
                 Ok(key) if key.user != "postmaster" => {
                     if let Some(existing) = &self.policy.existing_mailboxes {
                         if !existing.exists(&key) {
-                            return self.error(Reply::new(
+                            // Not a protocol error either (as for 452): a
+                            // list with a few stale addresses must not get
+                            // its session closed and lose the good ones.
+                            return ok(Reply::new(
                                 550,
                                 codes::NO_SUCH_MAILBOX,
                                 "Error: no such mailbox here",

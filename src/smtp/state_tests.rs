@@ -290,6 +290,10 @@ fn existing_mailboxes_only_refuses_unknown_recipients_but_never_postmaster() {
     // Names are still checked first, and relaying is still refused.
     assert_eq!(send(&mut s, "RCPT TO:<\"../x\"@localhost>"), (553, e(5, 1, 3)));
     assert_eq!(send(&mut s, "RCPT TO:<bob@elsewhere.net>"), (550, e(5, 7, 1)));
+    // Unknown mailboxes are not protocol errors: many do not close the session.
+    for i in 0..20 {
+        assert_eq!(code(&mut s, &format!("RCPT TO:<gone{i}@example.org>")), 550);
+    }
     assert_eq!(code(&mut s, "DATA"), 354);
 }
 

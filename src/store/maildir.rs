@@ -214,23 +214,35 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes the files in `dir` older than `age`, except dot files (a
-/// `.gitkeep`, say, is not a message).
+/// Removes the regular files in `dir` older than `age`, except dot files
+/// (a `.gitkeep`, say, is not a message). Symbolic links are never
+/// followed, neither `dir` itself nor its entries: whoever can write in a
+/// mailbox must not be able to point the sweep at files elsewhere.
 fn clean_dir(dir: &Path, age: std::time::Duration) -> io::Result<usize> {
+    use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(rustix::fs::CWD, dir, flags, Mode::empty())?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let mut removed = 0;
-    let now = SystemTime::now();
-    for entry in fs::read_dir(dir)? {
+    for entry in Dir::read_from(&fd)? {
         let entry = entry?;
-        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+        let name = entry.file_name();
+        if name.to_bytes().starts_with(b".") {
             continue;
         }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
+        let Ok(st) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let modified = u64::try_from(st.st_mtime)
             .ok()
-            .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|d| d > age);
-        if old && fs::remove_file(entry.path()).is_ok() {
+            .map(|secs| std::time::Duration::new(secs, u32::try_from(st.st_mtime_nsec).unwrap_or(0)));
+        let old = modified.is_some_and(|m| now.saturating_sub(m) > age);
+        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+            && old
+            && rustix::fs::unlinkat(&fd, name, AtFlags::empty()).is_ok()
+        {
             removed += 1;
         }
     }
@@ -406,6 +418,33 @@ mod tests {
         assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 0);
         assert_eq!(md.clean_tmp(std::time::Duration::ZERO).unwrap(), 1);
         assert!(dir.path().join("tmp/.gitkeep").exists());
+    }
+
+    #[test]
+    fn clean_tmp_never_follows_symbolic_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path().join("md"), "h").unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let precious = elsewhere.join("precious");
+        fs::write(&precious, b"x").unwrap();
+        let long_ago = SystemTime::now() - std::time::Duration::from_secs(48 * 3600);
+        File::options()
+            .write(true)
+            .open(&precious)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        // A mailbox whose tmp/ is a link to another directory, and a link
+        // in the store's own tmp/ to an old file.
+        let mallory = md.root().join("d.test/mallory");
+        fs::create_dir_all(&mallory).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, mallory.join("tmp")).unwrap();
+        std::os::unix::fs::symlink(&precious, md.root().join("tmp/link")).unwrap();
+        let age = std::time::Duration::from_secs(36 * 3600);
+        assert_eq!(md.clean_tmp(age).unwrap(), 0);
+        assert!(precious.exists());
+        assert!(md.root().join("tmp/link").symlink_metadata().is_ok());
     }
 
     #[test]
