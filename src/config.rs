@@ -428,6 +428,7 @@ impl Settings {
                 "must list the proxies' addresses (CIDR) when a listener has proxy_protocol = true",
             ));
         }
+        let per_recipient = two_way("delivery", &raw.delivery, ["shared", "per-recipient"])?;
         Ok(Settings {
             listener,
             tls_cert,
@@ -461,31 +462,18 @@ impl Settings {
             } else {
                 secs("greet_delay", raw.greet_delay)?
             },
-            per_recipient: match raw.delivery.trim().to_ascii_lowercase().as_str() {
-                "shared" => false,
-                "per-recipient" => true,
-                other => {
-                    return Err(bad(
-                        "delivery",
-                        format!("{other:?} is not \"shared\" or \"per-recipient\""),
-                    ))
-                }
-            },
-            existing_mailboxes_only: match raw.mailboxes.trim().to_ascii_lowercase().as_str() {
-                "create" => false,
-                "existing" if raw.delivery.trim().eq_ignore_ascii_case("per-recipient") => true,
-                "existing" => {
+            per_recipient,
+            existing_mailboxes_only: match (
+                two_way("mailboxes", &raw.mailboxes, ["create", "existing"])?,
+                per_recipient,
+            ) {
+                (true, false) => {
                     return Err(bad(
                         "mailboxes",
                         "\"existing\" needs delivery = \"per-recipient\"",
                     ))
                 }
-                other => {
-                    return Err(bad(
-                        "mailboxes",
-                        format!("{other:?} is not \"create\" or \"existing\""),
-                    ))
-                }
+                (existing, _) => existing,
             },
             recipient_delimiter: {
                 let mut chars = raw.recipient_delimiter.chars();
@@ -495,28 +483,25 @@ impl Settings {
                     _ => return Err(bad("recipient_delimiter", "must be empty or one of + - _ = # ~")),
                 }
             },
-            reject_long_lines: match raw.long_lines.trim().to_ascii_lowercase().as_str() {
-                "accept" => false,
-                "reject" => true,
-                other => {
-                    return Err(bad(
-                        "long_lines",
-                        format!("{other:?} is not \"accept\" or \"reject\""),
-                    ))
-                }
-            },
-            bare_lf: match raw.bare_lf.trim().to_ascii_lowercase().as_str() {
-                "normalize" => BareLf::Normalize,
-                "reject" => BareLf::Reject,
-                other => {
-                    return Err(bad(
-                        "bare_lf",
-                        format!("{other:?} is not \"normalize\" or \"reject\""),
-                    ))
-                }
+            reject_long_lines: two_way("long_lines", &raw.long_lines, ["accept", "reject"])?,
+            bare_lf: if two_way("bare_lf", &raw.bare_lf, ["normalize", "reject"])? {
+                BareLf::Reject
+            } else {
+                BareLf::Normalize
             },
             log_level,
         })
+    }
+}
+
+/// A setting that takes one of two words (any case, spaces trimmed):
+/// false for the first, true for the second; anything else is an error
+/// naming `key` and both words.
+fn two_way(key: &str, value: &str, [no, yes]: [&str; 2]) -> Result<bool, SettingsError> {
+    match value.trim().to_ascii_lowercase() {
+        v if v == no => Ok(false),
+        v if v == yes => Ok(true),
+        other => Err(bad(key, format!("{other:?} is not \"{no}\" or \"{yes}\""))),
     }
 }
 

@@ -124,7 +124,10 @@ impl Delivery {
             self.buf.clear();
             return;
         }
-        let spare = self.wait_for_write().await;
+        let spare = self
+            .wait_for_write()
+            .await
+            .unwrap_or_else(|| Vec::with_capacity(SPOOL_CHUNK));
         if self.failed.is_some() {
             self.buf.clear();
             return;
@@ -146,23 +149,21 @@ impl Delivery {
     }
 
     /// Waits for the chunk in flight, if any, and takes back its file (or
-    /// its error). Returns its emptied buffer for reuse, or a new one.
-    async fn wait_for_write(&mut self) -> Vec<u8> {
-        let Some(writing) = self.writing.take() else {
-            return Vec::with_capacity(SPOOL_CHUNK);
-        };
+    /// its error). Returns its emptied buffer for reuse, if there was one.
+    async fn wait_for_write(&mut self) -> Option<Vec<u8>> {
+        let writing = self.writing.take()?;
         match writing.await {
             Ok((Ok(file), buf)) => {
                 self.file = Some(file);
-                buf
+                Some(buf)
             }
             Ok((Err(e), buf)) => {
                 self.failed = Some(e);
-                buf
+                Some(buf)
             }
             Err(e) => {
                 self.failed = Some(io::Error::other(e));
-                Vec::new()
+                None
             }
         }
     }
