@@ -1,0 +1,202 @@
+//! The driver's use of [`Transport::ack_now`], over an in-memory pipe, and
+//! the TCP implementation against the kernel.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+
+use super::*;
+use crate::smtp::state::Policy;
+
+/// A pipe that counts the driver's requests to acknowledge at once, and
+/// the octets it has read.
+struct Counting {
+    pipe: DuplexStream,
+    acks: Arc<AtomicUsize>,
+    read: Arc<AtomicUsize>,
+}
+
+impl AsyncRead for Counting {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.pipe).poll_read(cx, buf);
+        self.read.fetch_add(buf.filled().len() - before, Ordering::SeqCst);
+        polled
+    }
+}
+
+impl AsyncWrite for Counting {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.pipe).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.pipe).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.pipe).poll_shutdown(cx)
+    }
+}
+
+impl Transport for Counting {
+    fn ack_now(&self) {
+        self.acks.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn shared(root: &std::path::Path) -> Arc<Shared> {
+    let limit = Duration::from_secs(30);
+    Arc::new(Shared {
+        policy: Arc::new(Policy {
+            hostname: "mx.test".into(),
+            domains: vec!["test".into()],
+            max_message_size: 1 << 20,
+            max_recipients: 10,
+            max_errors: 10,
+            starttls: false,
+            per_recipient: false,
+            recipient_delimiter: None,
+            existing_mailboxes: None,
+        }),
+        store: Arc::new(Store::open(root, "mx.test").expect("maildir")),
+        limits: SessionLimits {
+            command_timeout: limit,
+            data_timeout: limit,
+            data_end_timeout: limit,
+            max_session_time: limit,
+            min_data_rate: 0,
+            rate_grace: limit,
+            greet_delay: Duration::ZERO,
+            bare_lf: BareLf::Reject,
+            reject_long_lines: false,
+        },
+        tls: None,
+    })
+}
+
+/// Reads until the reply in progress is complete; returns its last line.
+async fn reply(rd: &mut (impl AsyncRead + Unpin), seen: &mut Vec<u8>) -> String {
+    loop {
+        if let Some(end) = seen.windows(2).position(|w| w == b"\r\n") {
+            let line: Vec<u8> = seen.drain(..end + 2).collect();
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line;
+            }
+            continue;
+        }
+        let mut chunk = [0u8; 1024];
+        let n = rd.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "server closed early");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Sends one message whose body goes out in `parts`, waiting for the
+/// server to take each part before the next; returns how many times the
+/// driver asked for an immediate ACK, and the reply to the final dot.
+async fn acks_for(parts: &[&[u8]]) -> (usize, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acks = Arc::new(AtomicUsize::new(0));
+    let read = Arc::new(AtomicUsize::new(0));
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let stream = Counting {
+        pipe: server,
+        acks: Arc::clone(&acks),
+        read: Arc::clone(&read),
+    };
+    let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+    let conn = Conn {
+        peer,
+        local: "127.0.0.1:25".parse().expect("addr"),
+        id: 1,
+        tls: None,
+    };
+    let (_phase_tx, phase_rx) = watch::channel(ServerPhase::Running);
+    let session = tokio::spawn(run(stream, conn, shared(dir.path()), phase_rx, false));
+    let (mut rd, mut wr) = tokio::io::split(client);
+    let mut seen = Vec::new();
+    assert!(reply(&mut rd, &mut seen).await.starts_with("220"));
+    for cmd in ["EHLO c.test", "MAIL FROM:<a@test>", "RCPT TO:<b@test>", "DATA"] {
+        wr.write_all(format!("{cmd}\r\n").as_bytes())
+            .await
+            .expect("write");
+        reply(&mut rd, &mut seen).await;
+    }
+    let before = acks.load(Ordering::SeqCst);
+    let mut sent = read.load(Ordering::SeqCst);
+    for part in parts {
+        wr.write_all(part).await.expect("write");
+        sent += part.len();
+        // The session reads this part on its own before the next is sent.
+        for _ in 0..5000 {
+            if read.load(Ordering::SeqCst) >= sent {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            read.load(Ordering::SeqCst),
+            sent,
+            "the session did not read the part"
+        );
+    }
+    let end = reply(&mut rd, &mut seen).await;
+    let during = acks.load(Ordering::SeqCst) - before;
+    wr.write_all(b"QUIT\r\n").await.expect("write");
+    assert!(reply(&mut rd, &mut seen).await.starts_with("221"));
+    assert_eq!(session.await.expect("session"), End::Quit);
+    (during, end)
+}
+
+#[tokio::test]
+async fn a_body_read_in_parts_is_acknowledged_at_once() {
+    let (acks, end) = acks_for(&[b"Subject: t\r\n\r\nfirst half\r\n", b"second half\r\n", b".\r\n"]).await;
+    assert!(end.starts_with("250"), "{end}");
+    // The two reads that did not end the body; the last read did.
+    assert_eq!(acks, 2);
+}
+
+#[tokio::test]
+async fn a_body_read_whole_leaves_the_ack_to_the_reply() {
+    let (acks, end) = acks_for(&[b"Subject: t\r\n\r\nall at once\r\n.\r\n"]).await;
+    assert!(end.starts_with("250"), "{end}");
+    assert_eq!(acks, 0);
+}
+
+#[tokio::test]
+async fn tcp_ack_now_leaves_delayed_ack_mode() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let (mut server, _) = listener.accept().await.expect("accept");
+    // Command/reply traffic puts the server's socket in delayed-ACK mode.
+    for _ in 0..3 {
+        client.write_all(b"NOOP\r\n").await.expect("write");
+        let mut line = [0u8; 6];
+        server.read_exact(&mut line).await.expect("read");
+        server.write_all(b"250 OK\r\n").await.expect("write");
+        let mut ok = [0u8; 8];
+        client.read_exact(&mut ok).await.expect("read");
+    }
+    let quick = |s: &tokio::net::TcpStream| socket2::SockRef::from(s).tcp_quickack().expect("getsockopt");
+    assert!(
+        !quick(&server),
+        "expected delayed-ACK mode after a request/reply exchange"
+    );
+    server.ack_now();
+    assert!(quick(&server));
+}
