@@ -97,17 +97,21 @@ fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(Cmd::Serve) => serve(settings, cli.log_level.is_some()),
-        Some(Cmd::Mailbox(args)) => mailbox(&args, &settings.maildir),
+        Some(Cmd::Mailbox(args)) => mailbox(&args, &settings.maildir, settings.recipient_delimiter),
         Some(Cmd::GenCert { .. }) => ExitCode::SUCCESS, // handled before settings load
     }
 }
 
 /// Runs `maildoor mailbox ...`: exit 0, or 1 with the error on stderr. A
 /// closed stdout (`| head`) is not an error.
-fn mailbox(args: &maildoor::mailbox::MailboxArgs, maildir: &std::path::Path) -> ExitCode {
+fn mailbox(
+    args: &maildoor::mailbox::MailboxArgs,
+    maildir: &std::path::Path,
+    delimiter: Option<char>,
+) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
-    match maildoor::mailbox::cli::run(args, maildir, &mut out, &mut err) {
+    match maildoor::mailbox::cli::run(args, maildir, delimiter, &mut out, &mut err) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {

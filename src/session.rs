@@ -33,6 +33,19 @@ use crate::store::{is_storage_full, Delivery, Store};
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
+/// Longest MAIL command line: each MAIL parameter maildoor offers widens
+/// the limit by the room its keyword and value take, SIZE by 26 octets
+/// (RFC 1870 §3), BODY by 16 (RFC 6152 §2) and SMTPUTF8 by 10 (RFC 6531
+/// §3.4).
+pub const MAX_MAIL_LINE: usize = MAX_COMMAND_LINE + 26 + 16 + 10;
+
+/// The length limit of a command line that starts with `start`.
+fn line_limit(start: &[u8]) -> usize {
+    match start.get(..5) {
+        Some(verb) if verb.eq_ignore_ascii_case(b"MAIL ") => MAX_MAIL_LINE,
+        _ => MAX_COMMAND_LINE,
+    }
+}
 /// Size of a session's read buffer.
 /// Read buffer of a session between messages: room for several pipelined
 /// command lines, and small, so that 10,000 idle sessions stay cheap.
@@ -504,7 +517,7 @@ where
                 Some(l) => (l, false),
                 None => (raw, true),
             };
-            let step = if nl + 1 > MAX_COMMAND_LINE {
+            let step = if nl + 1 > line_limit(raw) {
                 cx.state.line_too_long()
             } else if bare_lf && reject_bare_lf {
                 cx.state.bare_lf_command()
@@ -544,7 +557,7 @@ where
                 Next::StartTls => return End::StartTls,
             }
         }
-        if !discarding && wire.pending().len() >= MAX_COMMAND_LINE {
+        if !discarding && wire.pending().len() >= line_limit(wire.pending()) {
             let step = cx.state.line_too_long();
             wire.reply(&step.reply);
             discarding = true;

@@ -100,21 +100,63 @@ fn huge_ehlo_arguments() {
     // 512 octets with CRLF is the limit (RFC 5321 §4.5.3.1.4): accepted.
     let at_limit = format!("EHLO {}", "a".repeat(512 - 2 - 5));
     assert_eq!(c.cmd(&at_limit).code, 250);
-    // One more octet: 500 5.5.6.
+    // One more octet: 500 5.5.2 (syntax error).
     let over = format!("EHLO {}", "a".repeat(512 - 2 - 5 + 1));
-    expect(&c.cmd(&over), "500 5.5.6");
+    expect(&c.cmd(&over), "500 5.5.2");
     expect(&c.cmd("NOOP"), "250 2.0.0");
     // 100 kB in one write: one reply, then the session resynchronises.
     let huge = format!("EHLO {}\r\nNOOP\r\n", "b".repeat(100_000));
     c.send(huge.as_bytes());
-    expect(&c.reply(), "500 5.5.6");
+    expect(&c.reply(), "500 5.5.2");
     expect(&c.reply(), "250 2.0.0");
     // A 100 kB host name made of labels, and a huge address literal.
     let labels = format!("EHLO {}", "abc.".repeat(25_000));
-    expect(&c.cmd(&labels), "500 5.5.6");
+    expect(&c.cmd(&labels), "500 5.5.2");
     let literal = format!("EHLO [{}]", "1".repeat(50_000));
-    expect(&c.cmd(&literal), "500 5.5.6");
+    expect(&c.cmd(&literal), "500 5.5.2");
     assert_eq!(c.cmd("EHLO ok.example").code, 250);
+}
+
+#[test]
+fn mail_lines_have_room_for_their_parameters() {
+    let srv = TestServer::start();
+    let mut c = srv.client();
+    assert_eq!(c.reply().code, 220);
+    assert_eq!(c.cmd("EHLO c.example").code, 250);
+    // SIZE, BODY and SMTPUTF8 widen the MAIL limit by 26 + 16 + 10 octets
+    // (RFC 1870 §3, RFC 6152 §2, RFC 6531 §3.4): 564 with CRLF.
+    let params = " SIZE=100 BODY=8BITMIME SMTPUTF8";
+    let pad = |total: usize| "a".repeat(total - 2 - "MAIL FROM:<@localhost>".len() - params.len());
+    let at_limit = format!("MAIL FROM:<{}@localhost>{params}", pad(564));
+    assert_eq!(at_limit.len() + 2, 564);
+    expect(&c.cmd(&at_limit), "250 2.1.0");
+    assert_eq!(c.cmd("RSET").code, 250);
+    let over = format!("MAIL FROM:<{}@localhost>{params}", pad(565));
+    expect(&c.cmd(&over), "500 5.5.2");
+    // Other commands keep the 512-octet limit.
+    let rcpt = format!(
+        "RCPT TO:<{}@localhost>",
+        "r".repeat(513 - 2 - "RCPT TO:<@localhost>".len())
+    );
+    expect(&c.cmd(&rcpt), "500 5.5.2");
+    expect(&c.cmd("NOOP"), "250 2.0.0");
+}
+
+#[test]
+fn verbs_known_but_not_offered_get_502() {
+    let srv = TestServer::start();
+    let mut c = srv.client();
+    assert_eq!(c.reply().code, 220);
+    for verb in [
+        "TURN",
+        "ETRN example.org",
+        "AUTH PLAIN",
+        "BDAT 10 LAST",
+        "SAML FROM:<a@b>",
+    ] {
+        expect(&c.cmd(verb), "502 5.5.1");
+    }
+    expect(&c.cmd("XYZZY"), "500 5.5.2");
 }
 
 #[test]

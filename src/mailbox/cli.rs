@@ -75,14 +75,14 @@ struct Selection {
     filter: Option<String>,
 }
 
-fn select(root: &Path, user: Option<&str>) -> Result<Selection, MailboxError> {
+fn select(root: &Path, user: Option<&str>, delimiter: Option<char>) -> Result<Selection, MailboxError> {
     match user {
         None => Ok(Selection {
             mailbox: Mailbox::open(root)?,
             filter: None,
         }),
         Some(user) => {
-            let (mailbox, own) = Mailbox::open_for_user(root, user)?;
+            let (mailbox, own) = Mailbox::open_for_user(root, user, delimiter)?;
             Ok(Selection {
                 mailbox,
                 filter: (!own).then(|| normalize_address(user)),
@@ -98,15 +98,17 @@ fn stdout_error(e: std::io::Error) -> MailboxError {
     }
 }
 
-/// Runs one `maildoor mailbox` command on the Maildir at `root`. Results
-/// go to `out`; warnings (files that are not messages) to `err`.
+/// Runs one `maildoor mailbox` command on the Maildir at `root`, whose
+/// server cuts local parts at `delimiter` (`recipient_delimiter`).
+/// Results go to `out`; warnings (files that are not messages) to `err`.
 pub fn run(
     args: &MailboxArgs,
     root: &Path,
+    delimiter: Option<char>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), MailboxError> {
-    let sel = select(root, args.user.as_deref())?;
+    let sel = select(root, args.user.as_deref(), delimiter)?;
     match &args.cmd {
         MailboxCmd::List { json } => list(&sel, *json, out, err),
         MailboxCmd::Show {

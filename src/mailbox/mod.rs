@@ -148,7 +148,13 @@ impl Mailbox {
     /// Maildir `root/<domain>/<local>/` when it exists, else `root`
     /// itself. The bool says whether the per-recipient one was found (then
     /// every message in it is the user's; otherwise the caller filters).
-    pub fn open_for_user(root: &Path, user: &str) -> Result<(Self, bool), MailboxError> {
+    /// `delimiter` is the server's `recipient_delimiter`: `bob+tag` reads
+    /// `bob`'s Maildir, where the server delivered it.
+    pub fn open_for_user(
+        root: &Path,
+        user: &str,
+        delimiter: Option<char>,
+    ) -> Result<(Self, bool), MailboxError> {
         let addr = message::normalize_address(user);
         let (local, domain) = addr
             .rsplit_once('@')
@@ -158,7 +164,8 @@ impl Mailbox {
         // then all lower case.
         let typed = user.trim().trim_start_matches('<').trim_end_matches('>');
         let typed_local = typed.rsplit_once('@').map_or(local, |(l, _)| l);
-        for l in [typed_local, local] {
+        let base = delimiter.and_then(|d| local.split(d).next()).unwrap_or(local);
+        for l in [typed_local, local, base] {
             let dir = root.join(domain).join(l);
             if safe_component(l) && dir.is_dir() {
                 return Ok((Mailbox::open(dir)?, true));

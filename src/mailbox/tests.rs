@@ -115,15 +115,22 @@ fn mark_seen_moves_new_to_cur_and_keeps_flags() {
 #[test]
 fn per_user_maildir_or_shared() {
     let (dir, _) = maildir();
-    let (_, own) = Mailbox::open_for_user(dir.path(), "bob@localhost").unwrap();
+    let (_, own) = Mailbox::open_for_user(dir.path(), "bob@localhost", None).unwrap();
     assert!(!own);
     let user_dir = dir.path().join("localhost").join("bob");
     for sub in ["cur", "new", "tmp"] {
         fs::create_dir_all(user_dir.join(sub)).unwrap();
     }
-    let (mb, own) = Mailbox::open_for_user(dir.path(), "<Bob@LOCALHOST>").unwrap();
+    let (mb, own) = Mailbox::open_for_user(dir.path(), "<Bob@LOCALHOST>", None).unwrap();
     assert!(own);
     assert_eq!(mb.root(), user_dir);
+    // With the server's recipient delimiter, bob+tag reads bob's Maildir;
+    // without it there is no such mailbox.
+    let (mb, own) = Mailbox::open_for_user(dir.path(), "Bob+Tag@localhost", Some('+')).unwrap();
+    assert!(own);
+    assert_eq!(mb.root(), user_dir);
+    let (_, own) = Mailbox::open_for_user(dir.path(), "Bob+Tag@localhost", None).unwrap();
+    assert!(!own);
     for bad in [
         "bob",
         "../x@localhost",
@@ -135,7 +142,7 @@ fn per_user_maildir_or_shared() {
     ] {
         assert!(
             matches!(
-                Mailbox::open_for_user(dir.path(), bad),
+                Mailbox::open_for_user(dir.path(), bad, Some('+')),
                 Err(MailboxError::BadAddress(_))
             ),
             "{bad}"

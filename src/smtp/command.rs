@@ -141,6 +141,17 @@ pub enum ParseError {
     /// A MAIL or RCPT parameter we do not support: 555 5.5.4.
     #[error("unsupported parameter {0}")]
     UnknownParam(String),
+    /// MAIL FROM or RCPT TO with a malformed address: 501 5.1.7 for the
+    /// sender, 501 5.1.3 for a recipient (RFC 3463).
+    #[error("bad address")]
+    BadAddress {
+        /// True for MAIL FROM.
+        sender: bool,
+    },
+    /// A verb of SMTP or one of its extensions that maildoor does not
+    /// offer (TURN, ETRN, AUTH, BDAT...): 502 5.5.1 (RFC 5321 §4.2.4).
+    #[error("command not implemented")]
+    NotImplemented,
 }
 
 impl ParseError {
@@ -154,6 +165,15 @@ impl ParseError {
                 codes::BAD_ARGS,
                 format!("Unsupported parameter {}", sanitize(p)),
             ),
+            ParseError::BadAddress { sender: true } => {
+                Reply::new(501, codes::BAD_SENDER, "Syntax error: bad sender address")
+            }
+            ParseError::BadAddress { sender: false } => {
+                Reply::new(501, codes::BAD_ADDRESS, "Syntax error: bad recipient address")
+            }
+            ParseError::NotImplemented => {
+                Reply::new(502, codes::BAD_SEQUENCE, "Error: command not implemented")
+            }
         }
     }
 }
@@ -191,6 +211,12 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             let arg = rest.trim();
             Ok(Command::Help((!arg.is_empty()).then(|| arg.to_string())))
         }
+        // RFC 821's mail-to-terminal verbs and TURN, ETRN (RFC 1985),
+        // ATRN (RFC 2645), AUTH (RFC 4954), BDAT (RFC 3030): known, not
+        // offered.
+        "SEND" | "SOML" | "SAML" | "TURN" | "ETRN" | "ATRN" | "AUTH" | "BDAT" => {
+            Err(ParseError::NotImplemented)
+        }
         _ => Err(ParseError::Unknown),
     }
 }
@@ -224,28 +250,27 @@ fn hello_arg(rest: &str) -> Result<Domain, ParseError> {
 }
 
 fn parse_mail(rest: &str) -> Result<Command, ParseError> {
-    let (params, from) = path_clause("FROM:", reverse_path)(rest)
-        .map_err(|_| ParseError::Syntax("expected MAIL FROM:<address>"))?;
+    let path = after_keyword(rest, "FROM:").ok_or(ParseError::Syntax("expected MAIL FROM:<address>"))?;
+    let (params, from) = reverse_path(path).map_err(|_| ParseError::BadAddress { sender: true })?;
     let params = mail_params(&split_params(params)?)?;
     Ok(Command::Mail { from, params })
 }
 
 fn parse_rcpt(rest: &str) -> Result<Command, ParseError> {
-    let (params, to) = path_clause("TO:", forward_path)(rest)
-        .map_err(|_| ParseError::Syntax("expected RCPT TO:<address>"))?;
+    let path = after_keyword(rest, "TO:").ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
+    let (params, to) = forward_path(path).map_err(|_| ParseError::BadAddress { sender: false })?;
     if let Some((key, _)) = split_params(params)?.into_iter().next() {
         return Err(ParseError::UnknownParam(key.to_string()));
     }
     Ok(Command::Rcpt { to })
 }
 
-/// ` FROM:<path>` / ` TO:<path>`: one space before the keyword (RFC 5321),
-/// optional spaces after the colon (a common client habit, accepted).
-fn path_clause<'a, T>(
-    keyword: &'static str,
-    path: fn(&'a str) -> IResult<&'a str, T>,
-) -> impl FnMut(&'a str) -> IResult<&'a str, T> {
-    move |i| preceded(tuple((space1, tag_no_case(keyword), space0)), path)(i)
+/// What follows ` FROM:` / ` TO:`: one space before the keyword (RFC
+/// 5321), optional spaces after the colon (a common client habit,
+/// accepted).
+fn after_keyword<'a>(rest: &'a str, keyword: &'static str) -> Option<&'a str> {
+    let clause: IResult<&'a str, _> = tuple((space1, tag_no_case(keyword), space0))(rest);
+    clause.ok().map(|(path, _)| path)
 }
 
 /// Splits the text after a path into `keyword[=value]` pairs (RFC 5321 §4.1.2 esmtp-param).

@@ -250,7 +250,12 @@ fn valid_lines() {
 
 #[test]
 fn invalid_lines() {
-    let syntax = |l: &str| matches!(parse(l.as_bytes()), Err(ParseError::Syntax(_)));
+    let syntax = |l: &str| {
+        matches!(
+            parse(l.as_bytes()),
+            Err(ParseError::Syntax(_) | ParseError::BadAddress { .. })
+        )
+    };
     let unknown = |l: &str| parse(l.as_bytes()) == Err(ParseError::Unknown);
     let param = |l: &str| matches!(parse(l.as_bytes()), Err(ParseError::UnknownParam(_)));
     for line in [
@@ -260,8 +265,6 @@ fn invalid_lines() {
         "XEXCH50",
         "EHLOx host",
         "RCPTTO:<a@b>",
-        "AUTH PLAIN",
-        "BDAT 10",
         "   ",
         "ÉHLO x",
     ] {
@@ -341,11 +344,59 @@ fn invalid_lines() {
 }
 
 #[test]
+fn bad_addresses_and_verbs_not_offered() {
+    let sender = Err(ParseError::BadAddress { sender: true });
+    let recipient = Err(ParseError::BadAddress { sender: false });
+    for line in [
+        "MAIL FROM:",
+        "MAIL FROM:alice@example.org",
+        "MAIL FROM: <alice@example.org",
+        "MAIL FROM:<alice@>",
+        "MAIL FROM:<a..b@example.org>",
+    ] {
+        assert_eq!(parse(line.as_bytes()), sender, "{line:?}");
+    }
+    for line in [
+        "RCPT TO:",
+        "RCPT TO:<>",
+        "RCPT TO:user@localhost",
+        "RCPT TO:<\"u@localhost>",
+    ] {
+        assert_eq!(parse(line.as_bytes()), recipient, "{line:?}");
+    }
+    // Without the keyword it is the command that is malformed.
+    assert!(matches!(parse(b"MAIL TO:<a@b.c>"), Err(ParseError::Syntax(_))));
+    assert!(matches!(parse(b"RCPT <a@b.c>"), Err(ParseError::Syntax(_))));
+    for line in [
+        "TURN",
+        "etrn example.org",
+        "AUTH PLAIN",
+        "BDAT 10",
+        "SEND FROM:<a@b>",
+        "SOML",
+        "SAML",
+        "ATRN",
+    ] {
+        assert_eq!(
+            parse(line.as_bytes()),
+            Err(ParseError::NotImplemented),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
 fn errors_map_to_replies() {
     assert_eq!(ParseError::Unknown.reply().code, 500);
     assert_eq!(ParseError::Unknown.reply().enhanced, Some(codes::UNKNOWN));
     assert_eq!(ParseError::Syntax("x").reply().code, 501);
     assert_eq!(ParseError::Syntax("x").reply().enhanced, Some(codes::BAD_ARGS));
+    let r = ParseError::BadAddress { sender: true }.reply();
+    assert_eq!((r.code, r.enhanced), (501, Some(codes::BAD_SENDER)));
+    let r = ParseError::BadAddress { sender: false }.reply();
+    assert_eq!((r.code, r.enhanced), (501, Some(codes::BAD_ADDRESS)));
+    let r = ParseError::NotImplemented.reply();
+    assert_eq!((r.code, r.enhanced), (502, Some(codes::BAD_SEQUENCE)));
     let r = ParseError::UnknownParam("X\r\nINJECT".into()).reply();
     assert_eq!(r.code, 555);
     assert!(!r.to_string().contains('\n'));

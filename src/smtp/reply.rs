@@ -106,6 +106,8 @@ pub mod codes {
     pub const NO_SUCH_MAILBOX: Enhanced = Enhanced(5, 1, 1);
     /// 5.1.3 Bad destination mailbox address syntax.
     pub const BAD_ADDRESS: Enhanced = Enhanced(5, 1, 3);
+    /// 5.1.7 Bad sender's mailbox address syntax.
+    pub const BAD_SENDER: Enhanced = Enhanced(5, 1, 7);
     /// 5.3.4 Message too big for system.
     pub const TOO_BIG: Enhanced = Enhanced(5, 3, 4);
     /// 5.5.1 Invalid command (bad sequence, not implemented).
@@ -114,8 +116,9 @@ pub mod codes {
     pub const UNKNOWN: Enhanced = Enhanced(5, 5, 2);
     /// 5.5.4 Invalid command arguments.
     pub const BAD_ARGS: Enhanced = Enhanced(5, 5, 4);
-    /// 5.5.6 Authentication exchange line is too long / line too long.
-    pub const LINE_TOO_LONG: Enhanced = Enhanced(5, 5, 6);
+    /// 5.5.2 Syntax error, for a command line over the length limit:
+    /// RFC 3463 has no code of its own for it (X.5.6 is AUTH's, RFC 4954).
+    pub const LINE_TOO_LONG: Enhanced = Enhanced(5, 5, 2);
     /// 5.6.0 Other or undefined media error (message content refused).
     pub const MEDIA_ERROR: Enhanced = Enhanced(5, 6, 0);
     /// 5.6.7 Non-ASCII address without SMTPUTF8 (RFC 6531 §3.6).

@@ -276,11 +276,20 @@ impl Session {
                 "Cannot VRFY user, but will accept message and attempt delivery",
             )),
             Command::Expn(_) => self.error(Reply::new(502, codes::BAD_SEQUENCE, "Error: EXPN not supported")),
-            Command::Help(_) => ok(Reply::new(
-                214,
-                codes::OK,
-                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP; see RFC 5321",
-            )),
+            Command::Help(_) => {
+                let starttls = if self.policy.starttls && !self.tls {
+                    " STARTTLS"
+                } else {
+                    ""
+                };
+                ok(Reply::new(
+                    214,
+                    codes::OK,
+                    format!(
+                        "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP{starttls}; see RFC 5321"
+                    ),
+                ))
+            }
             Command::StartTls => self.starttls(),
         }
     }
@@ -291,7 +300,9 @@ impl Session {
         let greeting = format!("{} Hello {}", self.policy.hostname, name);
         self.hello = Some(Hello { name, extended });
         if !extended {
-            return ok(Reply::new(250, codes::OK, greeting));
+            // No enhanced code here, as in the EHLO reply (RFC 2034 §3):
+            // the first word names the server (RFC 5321 §4.1.1.1).
+            return ok(Reply::plain(250, vec![greeting.into()]));
         }
         let mut lines: Vec<Cow<'static, str>> = vec![
             greeting.into(),

@@ -55,6 +55,12 @@ fn greeting_and_ehlo_advertise_extensions() {
     }
     assert!(!text.contains("STARTTLS"));
     assert_eq!(s.phase(), Phase::Ready);
+    // Neither reply to a hello carries an enhanced code (RFC 2034 §3):
+    // the first word after 250 is the server's name.
+    assert!(text.starts_with("250-mx.test Hello client\r\n"), "{text}");
+    let step = s.command(parse(b"HELO client"));
+    assert_eq!(step.reply.enhanced, None);
+    assert_eq!(step.reply.to_string(), "250 mx.test Hello client");
 }
 
 #[test]
@@ -200,11 +206,12 @@ fn utf8_addresses_need_smtputf8() {
 fn parse_errors_and_long_lines() {
     let mut s = session();
     assert_eq!(send(&mut s, "BOGUS"), (500, e(5, 5, 2)));
-    assert_eq!(send(&mut s, "MAIL FROM:nobrackets"), (501, e(5, 5, 4)));
+    assert_eq!(send(&mut s, "MAIL FROM:nobrackets"), (501, e(5, 1, 7)));
+    assert_eq!(send(&mut s, "MAIL nokeyword"), (501, e(5, 5, 4)));
     code(&mut s, "EHLO c");
     assert_eq!(send(&mut s, "MAIL FROM:<a@b.c> FOO=1"), (555, e(5, 5, 4)));
     let step = s.line_too_long();
-    assert_eq!((step.reply.code, step.reply.enhanced), (500, e(5, 5, 6)));
+    assert_eq!((step.reply.code, step.reply.enhanced), (500, e(5, 5, 2)));
     let step = s.bare_lf_command();
     assert_eq!((step.reply.code, step.reply.enhanced), (550, e(5, 5, 2)));
 }
@@ -232,6 +239,7 @@ fn starttls_when_offered_resets_everything() {
     assert_eq!(code(&mut s, "STARTTLS"), 503);
     let ehlo = s.command(parse(b"EHLO c")).reply.to_string();
     assert!(ehlo.contains("STARTTLS"));
+    assert!(s.command(parse(b"HELP")).reply.to_string().contains("STARTTLS"));
     code(&mut s, "MAIL FROM:<a@b.c>");
     let step = s.command(parse(b"STARTTLS"));
     assert_eq!((step.reply.code, step.next), (220, Next::StartTls));
@@ -240,6 +248,7 @@ fn starttls_when_offered_resets_everything() {
     assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 503);
     let ehlo = s.command(parse(b"EHLO c")).reply.to_string();
     assert!(!ehlo.contains("STARTTLS"));
+    assert!(!s.command(parse(b"HELP")).reply.to_string().contains("STARTTLS"));
     assert_eq!(code(&mut s, "STARTTLS"), 503);
 }
 

@@ -75,8 +75,10 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
         [] => {}
         [one] => s.push_str(&format!("\n\tfor {one}")),
         many => {
+            // One recipient per folded line: a hundred of them must not
+            // make one line longer than RFC 5322 §2.1.1 allows.
             let list: Vec<String> = many.iter().map(ToString::to_string).collect();
-            s.push_str(&format!("\n\t(envelope recipients: {})", list.join(", ")));
+            s.push_str(&format!("\n\t(envelope recipients: {})", list.join(",\n\t ")));
         }
     }
     s.push_str(&format!(";\n\t{}\n", rfc5322_date(now)));
@@ -134,6 +136,43 @@ mod tests {
         assert_eq!(rfc5322_date(t), "Wed, 25 Nov 2026 09:50:00 +0000");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn many_recipients_fold_one_per_line_and_read_back() {
+        let env = Envelope {
+            from: ReversePath::Null,
+            params: MailParams::default(),
+            rcpts: vec![],
+        };
+        let rcpts: Vec<ForwardPath> = (0..100)
+            .map(|i| {
+                ForwardPath::Mailbox(Mailbox {
+                    local: format!("user{i}-{}", "x".repeat(40)),
+                    domain: Domain::Name("example.org".into()),
+                })
+            })
+            .collect();
+        let info = TraceInfo {
+            hello: None,
+            peer: "127.0.0.1:4000".parse().unwrap(),
+            hostname: "mx.test",
+            queue_id: "ID1",
+            tls: false,
+            tls_details: None,
+        };
+        let h = headers(&info, &env, &rcpts, UNIX_EPOCH);
+        // Every line stays short (RFC 5322 §2.1.1 allows 998 octets).
+        assert!(h.lines().all(|l| l.len() < 100), "{h}");
+        assert!(h.contains("(envelope recipients: <user0-"), "{h}");
+        // The reader finds every one of them again.
+        let message = format!("{h}Subject: x\n\nbody\n");
+        let summary = crate::mailbox::message::summarize(message.as_bytes()).unwrap();
+        let want: Vec<String> = rcpts
+            .iter()
+            .map(|r| r.to_string().trim_matches(['<', '>']).to_string())
+            .collect();
+        assert_eq!(summary.envelope_to, want);
     }
 
     #[test]
