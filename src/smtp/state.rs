@@ -24,7 +24,8 @@ pub struct Policy {
     pub max_message_size: u64,
     /// Most recipients per transaction (RFC 5321 §4.5.3.1.8).
     pub max_recipients: usize,
-    /// Protocol errors after which the session is closed with 421.
+    /// Protocol errors after which the session is closed with 421 (counted
+    /// since the session's last delivered message).
     pub max_errors: u32,
     /// Whether STARTTLS can be offered.
     pub starttls: bool,
@@ -203,7 +204,13 @@ impl Session {
         self.phase = Phase::Ready;
         self.envelope = None;
         let reply = match outcome {
-            DataOutcome::Stored(id) => return ok(Reply::new(250, codes::OK, format!("Ok: queued as {id}"))),
+            DataOutcome::Stored(id) => {
+                // A client that delivers mail is not misbehaving: its count
+                // starts again (as Postfix's hard error limit counts errors
+                // "without delivering mail").
+                self.errors = 0;
+                return ok(Reply::new(250, codes::OK, format!("Ok: queued as {id}")));
+            }
             DataOutcome::TooBig => Reply::new(552, codes::TOO_BIG, "Error: message exceeds size limit"),
             DataOutcome::Rejected(reply) => reply,
             DataOutcome::StoreFailed { full: true } => Reply::new(

@@ -232,6 +232,23 @@ fn error_limit_closes_with_421() {
 }
 
 #[test]
+fn a_delivered_message_starts_the_error_count_again() {
+    let mut s = session();
+    code(&mut s, "EHLO c");
+    for _ in 0..9 {
+        assert_eq!(s.command(parse(b"BOGUS")).next, Next::Continue);
+    }
+    code(&mut s, "MAIL FROM:<a@b.c>");
+    code(&mut s, "RCPT TO:<u@localhost>");
+    assert_eq!(s.command(parse(b"DATA")).next, Next::ReceiveData);
+    assert_eq!(s.data_done(DataOutcome::Stored("id".into())).reply.code, 250);
+    for _ in 0..9 {
+        assert_eq!(s.command(parse(b"BOGUS")).next, Next::Continue);
+    }
+    assert!(matches!(s.command(parse(b"BOGUS")).next, Next::CloseWith(_)));
+}
+
+#[test]
 fn starttls_when_offered_resets_everything() {
     let mut p = (*policy()).clone();
     p.starttls = true;
