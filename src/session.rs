@@ -46,7 +46,7 @@ fn line_limit(start: &[u8]) -> usize {
         _ => MAX_COMMAND_LINE,
     }
 }
-/// Size of a session's read buffer.
+
 /// Read buffer of a session between messages: room for several pipelined
 /// command lines, and small, so that 10,000 idle sessions stay cheap.
 const COMMAND_BUF: usize = 1024;
