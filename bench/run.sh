@@ -6,7 +6,8 @@
 #
 # Steps:
 #   peers    the shared harness (bench.py): maildoor beside fsync-probe,
-#            Postfix, OpenSMTPD, aiosmtpd and smtp-sink, driven by smtp-source
+#            Postfix, OpenSMTPD, aiosmtpd and smtp-sink, driven by smtp-source;
+#            then issue 6's targets judged on that run
 #   sink     protocol overhead: maildoor with a discarding store
 #            (maildoor-load --serve-discard) against smtp-sink, same client,
 #            20 sessions, 1 KiB; best of SINK_ROUNDS alternating rounds
@@ -116,6 +117,35 @@ step_peers() {
   [ -n "${BENCH_SCENARIOS:-}" ] && args+=(--scenarios "$BENCH_SCENARIOS")
   [ -n "${BENCH_PEERS:-}" ] && args+=(--peers "$BENCH_PEERS")
   python3 "$HARNESS/bench.py" "${args[@]}" 2>"$OUT/bench.rows.log" | tee -a "$SUMMARY"
+  targets "$OUT/bench.json" | tee -a "$SUMMARY"
+}
+
+# Issue 6's targets, judged on one bench.py run (its JSON rows).
+targets() {
+  python3 - "$1" <<'PY'
+import json, sys
+rows = {(r["peer"], r["scenario"]): r for r in json.load(open(sys.argv[1])) if "error" not in r}
+def rate(peer, scn):
+    r = rows.get((peer, scn))
+    return r["msgs_per_s"] if r else None
+def check(what, value, goal):
+    print(f"  {what}: {value:.2f}x (target >= {goal}x) {'met' if value >= goal else 'MISSED'}")
+print("== targets (issue 6), this run")
+md, probe, sink = rate("maildoor", "a"), rate("fsync-probe", "a"), rate("smtp-sink", "a")
+if md and probe and sink:
+    check("a: maildoor / serial limit 1/(1/probe + 1/smtp-sink)", md * (1 / probe + 1 / sink), 0.8)
+for scn, postfix_goal in (("b", 2.0), ("c", 1.5)):
+    md = rate("maildoor", scn)
+    if not md:
+        continue
+    if rate("fsync-probe", scn):
+        check(f"{scn}: maildoor / fsync-probe", md / rate("fsync-probe", scn), 0.8)
+    if rate("postfix", scn):
+        check(f"{scn}: maildoor / postfix", md / rate("postfix", scn), postfix_goal)
+r = rows.get(("maildoor", "b"))
+if r:
+    print(f"  b: maildoor peak RSS {r['peak_rss_mib']} MiB (target < 32 MiB) {'met' if r['peak_rss_mib'] < 32 else 'MISSED'}")
+PY
 }
 
 step_sink() {
