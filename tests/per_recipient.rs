@@ -59,6 +59,20 @@ fn each_recipient_gets_a_private_copy() {
     // The shared Maildir itself stays empty.
     assert!(srv.files("new").is_empty());
     assert!(srv.files("tmp").is_empty());
+    // The reader finds bob+news where the server put it, given the same
+    // recipient delimiter.
+    let count = |delimiter: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_maildoor"))
+            .args(["mailbox", "--user", "Bob+News@example.org", "count", "--maildir"])
+            .arg(&root)
+            .env("MAILDOOR_RECIPIENT_DELIMITER", delimiter)
+            .output()
+            .expect("run maildoor mailbox");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(count("+"), "1 total, 1 new, 0 seen\n");
+    assert_eq!(count(""), "0 total, 0 new, 0 seen\n");
 }
 
 #[test]

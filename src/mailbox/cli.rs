@@ -15,7 +15,8 @@ use super::{read_message, render, watch, Folder, Mailbox, MailboxError};
 #[derive(Debug, Args)]
 pub struct MailboxArgs {
     /// Only mail for this address: the per-recipient Maildir
-    /// <maildir>/<domain>/<local-part>/ when there is one, else the messages
+    /// <maildir>/<domain>/<local-part>/ when there is one (the local part
+    /// cut at recipient_delimiter, as the server does), else the messages
     /// whose envelope recipient, To or Cc is ADDR.
     #[arg(long, value_name = "ADDR", global = true)]
     pub user: Option<String>,
