@@ -35,8 +35,8 @@ use crate::store::{is_storage_full, Delivery, Store};
 pub const MAX_COMMAND_LINE: usize = 512;
 /// Longest MAIL command line: each MAIL parameter maildoor offers widens
 /// the limit by the room its keyword and value take, SIZE by 26 octets
-/// (RFC 1870 §3), BODY by 16 (RFC 6152 §2) and SMTPUTF8 by 10 (RFC 6531
-/// §3.4).
+/// (RFC 1870 §3), BODY by 16 (RFC 6152 §2) and SMTPUTF8 by 10 (RFC
+/// 6531).
 pub const MAX_MAIL_LINE: usize = MAX_COMMAND_LINE + 26 + 16 + 10;
 
 /// The length limit of a command line that starts with `start`.

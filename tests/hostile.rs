@@ -124,7 +124,7 @@ fn mail_lines_have_room_for_their_parameters() {
     assert_eq!(c.reply().code, 220);
     assert_eq!(c.cmd("EHLO c.example").code, 250);
     // SIZE, BODY and SMTPUTF8 widen the MAIL limit by 26 + 16 + 10 octets
-    // (RFC 1870 §3, RFC 6152 §2, RFC 6531 §3.4): 564 with CRLF.
+    // (RFC 1870 §3, RFC 6152 §2, RFC 6531): 564 with CRLF.
     let params = " SIZE=100 BODY=8BITMIME SMTPUTF8";
     let pad = |total: usize| "a".repeat(total - 2 - "MAIL FROM:<@localhost>".len() - params.len());
     let at_limit = format!("MAIL FROM:<{}@localhost>{params}", pad(564));
