@@ -284,11 +284,7 @@ impl Session {
             )),
             Command::Expn(_) => self.error(Reply::new(502, codes::BAD_SEQUENCE, "Error: EXPN not supported")),
             Command::Help(_) => {
-                let starttls = if self.policy.starttls && !self.tls {
-                    " STARTTLS"
-                } else {
-                    ""
-                };
+                let starttls = if self.offers_starttls() { " STARTTLS" } else { "" };
                 ok(Reply::new(
                     214,
                     codes::OK,
@@ -319,7 +315,7 @@ impl Session {
             "ENHANCEDSTATUSCODES".into(),
             "SMTPUTF8".into(),
         ];
-        if self.policy.starttls && !self.tls {
+        if self.offers_starttls() {
             lines.push("STARTTLS".into());
         }
         ok(Reply::plain(250, lines))
@@ -434,6 +430,12 @@ impl Session {
             Phase::Connected => self.error(need_hello()),
             _ => self.error(Reply::new(503, codes::BAD_SEQUENCE, "Error: need MAIL command")),
         }
+    }
+
+    /// True while STARTTLS is configured and TLS is not active yet: the
+    /// EHLO and HELP replies then name it.
+    fn offers_starttls(&self) -> bool {
+        self.policy.starttls && !self.tls
     }
 
     fn starttls(&mut self) -> Step {
