@@ -57,6 +57,12 @@ impl Transport for Counting {
 }
 
 fn shared(root: &std::path::Path) -> Arc<Shared> {
+    shared_with_end_limit(root, Duration::from_secs(30))
+}
+
+/// As [`shared`], with `data_end` as the time the store may take after
+/// the final dot.
+fn shared_with_end_limit(root: &std::path::Path, data_end: Duration) -> Arc<Shared> {
     let limit = Duration::from_secs(30);
     Arc::new(Shared {
         policy: Arc::new(Policy {
@@ -74,7 +80,7 @@ fn shared(root: &std::path::Path) -> Arc<Shared> {
         limits: SessionLimits {
             command_timeout: limit,
             data_timeout: limit,
-            data_end_timeout: limit,
+            data_end_timeout: data_end,
             max_session_time: limit,
             min_data_rate: 0,
             rate_grace: limit,
@@ -104,6 +110,47 @@ async fn reply(rd: &mut (impl AsyncRead + Unpin), seen: &mut Vec<u8>) -> String 
     }
 }
 
+/// A client's view of a session: the session task, the two halves of
+/// the client's end of the pipe, and what it has read but not consumed.
+type Client = (
+    tokio::task::JoinHandle<End>,
+    tokio::io::ReadHalf<DuplexStream>,
+    tokio::io::WriteHalf<DuplexStream>,
+    Vec<u8>,
+);
+
+/// Starts a session on `stream`, whose other end is `client`, and takes
+/// it through EHLO, MAIL, RCPT and DATA to the start of a message body.
+async fn up_to_body(
+    stream: impl Transport + Send + 'static,
+    client: DuplexStream,
+    shared: Arc<Shared>,
+) -> Client {
+    let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+    let conn = Conn {
+        peer,
+        local: "127.0.0.1:25".parse().expect("addr"),
+        id: 1,
+        tls: None,
+    };
+    let (phase_tx, phase_rx) = watch::channel(ServerPhase::Running);
+    let session = tokio::spawn(async move {
+        // The sender lives as long as the session: the server is running.
+        let _phase_tx = phase_tx;
+        run(stream, conn, shared, phase_rx, false).await
+    });
+    let (mut rd, mut wr) = tokio::io::split(client);
+    let mut seen = Vec::new();
+    assert!(reply(&mut rd, &mut seen).await.starts_with("220"));
+    for cmd in ["EHLO c.test", "MAIL FROM:<a@test>", "RCPT TO:<b@test>", "DATA"] {
+        wr.write_all(format!("{cmd}\r\n").as_bytes())
+            .await
+            .expect("write");
+        reply(&mut rd, &mut seen).await;
+    }
+    (session, rd, wr, seen)
+}
+
 /// Sends one message whose body goes out in `parts`, waiting for the
 /// server to take each part before the next; returns how many times the
 /// driver asked for an immediate ACK, and the reply to the final dot.
@@ -117,24 +164,7 @@ async fn acks_for(parts: &[&[u8]]) -> (usize, String) {
         acks: Arc::clone(&acks),
         read: Arc::clone(&read),
     };
-    let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-    let conn = Conn {
-        peer,
-        local: "127.0.0.1:25".parse().expect("addr"),
-        id: 1,
-        tls: None,
-    };
-    let (_phase_tx, phase_rx) = watch::channel(ServerPhase::Running);
-    let session = tokio::spawn(run(stream, conn, shared(dir.path()), phase_rx, false));
-    let (mut rd, mut wr) = tokio::io::split(client);
-    let mut seen = Vec::new();
-    assert!(reply(&mut rd, &mut seen).await.starts_with("220"));
-    for cmd in ["EHLO c.test", "MAIL FROM:<a@test>", "RCPT TO:<b@test>", "DATA"] {
-        wr.write_all(format!("{cmd}\r\n").as_bytes())
-            .await
-            .expect("write");
-        reply(&mut rd, &mut seen).await;
-    }
+    let (session, mut rd, mut wr, mut seen) = up_to_body(stream, client, shared(dir.path())).await;
     let before = acks.load(Ordering::SeqCst);
     let mut sent = read.load(Ordering::SeqCst);
     for part in parts {
@@ -174,6 +204,39 @@ async fn a_body_read_whole_leaves_the_ack_to_the_reply() {
     let (acks, end) = acks_for(&[b"Subject: t\r\n\r\nall at once\r\n.\r\n"]).await;
     assert!(end.starts_with("250"), "{end}");
     assert_eq!(acks, 0);
+}
+
+#[tokio::test]
+async fn a_store_slower_than_data_end_timeout_gets_421_and_the_session_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = shared_with_end_limit(dir.path(), Duration::from_millis(50));
+    let store = Arc::clone(&shared.store);
+    let stalled = store.stall();
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let (session, mut rd, mut wr, mut seen) = up_to_body(server, client, shared).await;
+    wr.write_all(b"Subject: t\r\n\r\nbody\r\n.\r\n")
+        .await
+        .expect("write");
+    let end = reply(&mut rd, &mut seen).await;
+    assert!(
+        end.starts_with("421 4.4.2 mx.test Error: timeout exceeded"),
+        "{end}"
+    );
+    assert_eq!(session.await.expect("session"), End::Timeout);
+    let mut rest = Vec::new();
+    rd.read_to_end(&mut rest).await.expect("read");
+    assert!(rest.is_empty(), "nothing after the 421: {rest:?}");
+    // The commit goes on once the store moves again: the client's retry
+    // may duplicate the message, but it is never lost.
+    drop(stalled);
+    let new = dir.path().join("new");
+    for _ in 0..500 {
+        if std::fs::read_dir(&new).expect("new/").count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(std::fs::read_dir(&new).expect("new/").count(), 1);
 }
 
 #[tokio::test]

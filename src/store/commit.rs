@@ -177,6 +177,16 @@ impl GroupCommit {
     }
 }
 
+#[cfg(test)]
+impl GroupCommit {
+    /// Holds the publish step until the guard is dropped, so that every
+    /// commit meanwhile stalls just before its message is published: how
+    /// tests stand in for a store that hangs.
+    pub(crate) fn stall(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<Maildir>>> {
+        self.publisher.opened.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 fn stopped() -> io::Error {
     io::Error::other("the commit pipeline has stopped")
 }

@@ -52,6 +52,12 @@ impl Store {
     pub fn maildir(&self) -> &Arc<Maildir> {
         &self.maildir
     }
+
+    /// See [`GroupCommit::stall`].
+    #[cfg(test)]
+    pub(crate) fn stall(&self) -> impl Drop + '_ {
+        self.committer.stall()
+    }
 }
 
 /// Bytes of a message kept in memory before they are written to `tmp/`.
