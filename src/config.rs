@@ -337,6 +337,7 @@ impl Settings {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        given_once("listen", listen.iter())?;
         let hostname = match raw.hostname.trim() {
             "" => system_hostname(),
             h => h.to_string(),
@@ -380,10 +381,13 @@ impl Settings {
             }
         };
         let log_level = raw.log_level.trim().to_string();
-        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() || log_level.is_empty() {
+        if !is_log_filter(&log_level) {
             return Err(bad(
                 "log_level",
-                format!("{log_level:?} is not a log level (error, warn, info, debug, trace)"),
+                format!(
+                    "{log_level:?} is not a log level (error, warn, info, debug, trace or off; \
+                     or target=level directives, comma-separated)"
+                ),
             ));
         }
         let listener = raw
@@ -403,6 +407,7 @@ impl Settings {
                 })
             })
             .collect::<Result<Vec<_>, SettingsError>>()?;
+        given_once("listener.address", listener.iter().map(|l| &l.address))?;
         let path = |v: &str| match v.trim() {
             "" => None,
             p => Some(PathBuf::from(p)),
@@ -529,6 +534,35 @@ pub fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// Refuses an address given twice under `key` (a second bind would fail
+/// with "address in use" against our own socket). Port 0 may repeat: each
+/// gets its own port.
+fn given_once<'a>(key: &str, addrs: impl Iterator<Item = &'a SocketAddr>) -> Result<(), SettingsError> {
+    let mut seen = std::collections::HashSet::new();
+    for a in addrs {
+        if a.port() != 0 && !seen.insert(*a) {
+            return Err(bad(key, format!("{a} is given twice")));
+        }
+    }
+    Ok(())
+}
+
+/// True for a `log_level` value: a level name, or comma-separated
+/// directives that are each a level or `target=level` (tracing's
+/// `EnvFilter` syntax). A bare word that is not a level would be taken by
+/// `EnvFilter` as a target name and silence every other log line, so it is
+/// refused.
+pub fn is_log_filter(value: &str) -> bool {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let is_level = |w: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w.trim()));
+    !value.trim().is_empty()
+        && tracing_subscriber::EnvFilter::try_new(value).is_ok()
+        && value.split(',').all(|d| match d.rsplit_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && is_level(level),
+            None => is_level(d),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,9 +655,31 @@ mod tests {
     }
 
     #[test]
+    fn log_levels_and_directives_are_taken() {
+        for ok in [
+            "info",
+            "WARN",
+            " debug ",
+            "off",
+            "warn,maildoor=debug",
+            "maildoor::session=trace",
+        ] {
+            assert!(is_log_filter(ok), "{ok}");
+        }
+        for bad in ["", "bogus", "info,", "=info", "maildoor=", "loud["] {
+            assert!(!is_log_filter(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases: &[(&str, &str, &str)] = &[
             ("MAILDOOR_LISTEN", "nonsense", "listen"),
+            (
+                "MAILDOOR_LISTEN",
+                "127.0.0.1:2525,[::1]:2525,127.0.0.1:2525",
+                "127.0.0.1:2525 is given twice",
+            ),
             ("MAILDOOR_MAX_MESSAGE_SIZE", "abc", "max_message_size"),
             ("MAILDOOR_MAX_MESSAGE_SIZE", "0", "max_message_size"),
             ("MAILDOOR_BARE_LF", "sometimes", "bare_lf"),
@@ -631,6 +687,9 @@ mod tests {
             ("MAILDOOR_DOMAINS", "bad domain", "domains"),
             ("MAILDOOR_HOSTNAME", "a/b", "hostname"),
             ("MAILDOOR_LOG_LEVEL", "loud[", "log_level"),
+            ("MAILDOOR_LOG_LEVEL", "bogus", "log_level"),
+            ("MAILDOOR_LOG_LEVEL", "info,bogus", "log_level"),
+            ("MAILDOOR_LOG_LEVEL", "maildoor=loud", "log_level"),
             ("MAILDOOR_LIMIT_EXEMPT", "127.0.0.1/99", "limit_exempt"),
             ("MAILDOOR_LONG_LINES", "maybe", "long_lines"),
             ("MAILDOOR_MAILBOXES", "some", "mailboxes"),
@@ -712,6 +771,10 @@ mod tests {
             assert!(err.contains(key), "{text}: {err}");
         };
         bad("[[listener]]\naddress = \"nowhere\"\n", "listener.address");
+        bad(
+            "[[listener]]\naddress = \"127.0.0.1:465\"\n[[listener]]\naddress = \"127.0.0.1:465\"\n",
+            "listener.address: 127.0.0.1:465 is given twice",
+        );
         bad(
             "[[listener]]\naddress = \"127.0.0.1:465\"\nimplicit_tls = true\n",
             "implicit_tls",

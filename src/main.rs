@@ -18,13 +18,23 @@ struct Cli {
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
 
+    /// Maildir the server delivers into and `mailbox` reads (default: maildir, relative to the working directory).
+    #[arg(long, value_name = "DIR", global = true)]
+    maildir: Option<PathBuf>,
+
+    #[command(flatten)]
+    server: ServerArgs,
+
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+/// The server's flags: given before any subcommand, or after `serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct ServerArgs {
     /// Address and port to listen on, e.g. 127.0.0.1:2525 or [::1]:2525 (repeatable; default 0.0.0.0:25).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<String>,
-
-    /// Maildir to deliver into, or to read with `mailbox` (default: maildir, relative to the working directory).
-    #[arg(long, value_name = "DIR", global = true)]
-    maildir: Option<PathBuf>,
 
     /// Domain to accept mail for (repeatable; default: localhost and the host name).
     #[arg(long = "domain", value_name = "DOMAIN")]
@@ -49,15 +59,29 @@ struct Cli {
     /// PEM private key that goes with --tls-cert (key tls_key).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+}
 
-    #[command(subcommand)]
-    command: Option<Cmd>,
+impl ServerArgs {
+    /// These flags, with those given after `serve` (`later`) added to the
+    /// lists and winning where only one value is kept.
+    fn and(self, later: ServerArgs) -> ServerArgs {
+        ServerArgs {
+            listen: [self.listen, later.listen].concat(),
+            domains: [self.domains, later.domains].concat(),
+            hostname: later.hostname.or(self.hostname),
+            max_message_size: later.max_message_size.or(self.max_message_size),
+            log_level: later.log_level.or(self.log_level),
+            tls_cert: later.tls_cert.or(self.tls_cert),
+            tls_key: later.tls_key.or(self.tls_key),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the SMTP server (what maildoor does without a subcommand).
-    Serve,
+    /// Run the SMTP server (what maildoor does without a subcommand); takes
+    /// the same flags.
+    Serve(ServerArgs),
     /// Read the mail in the Maildir (--maildir DIR or the configured one).
     Mailbox(maildoor::mailbox::MailboxArgs),
     /// Write a self-signed TLS certificate and key (cert.pem, key.pem) for
@@ -77,16 +101,20 @@ fn main() -> ExitCode {
     if let Some(Cmd::GenCert { hostname, out }) = &cli.command {
         return gen_cert(hostname, out);
     }
+    let server = match &cli.command {
+        Some(Cmd::Serve(after)) => cli.server.clone().and(after.clone()),
+        _ => cli.server.clone(),
+    };
     let over = Overrides {
         config: cli.config.clone(),
-        listen: cli.listen.clone(),
+        listen: server.listen,
         maildir: cli.maildir.clone(),
-        domains: cli.domains.clone(),
-        hostname: cli.hostname.clone(),
-        max_message_size: cli.max_message_size,
-        log_level: cli.log_level.clone(),
-        tls_cert: cli.tls_cert.clone(),
-        tls_key: cli.tls_key.clone(),
+        domains: server.domains,
+        hostname: server.hostname,
+        max_message_size: server.max_message_size,
+        log_level: server.log_level.clone(),
+        tls_cert: server.tls_cert,
+        tls_key: server.tls_key,
     };
     let settings = match Settings::load(&over, std::env::vars()) {
         Ok(s) => s,
@@ -96,7 +124,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None | Some(Cmd::Serve) => serve(settings, cli.log_level.is_some()),
+        None | Some(Cmd::Serve(_)) => serve(settings, server.log_level.is_some()),
         Some(Cmd::Mailbox(args)) => mailbox(&args, &settings.maildir, settings.recipient_delimiter),
         Some(Cmd::GenCert { .. }) => ExitCode::SUCCESS, // handled before settings load
     }
@@ -164,17 +192,28 @@ fn gen_cert(hostname: &str, out: &std::path::Path) -> ExitCode {
 
 fn init_logging(settings: &Settings, flag_given: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !flag_given && !v.trim().is_empty() => EnvFilter::try_new(v),
-        _ => EnvFilter::try_new(&settings.log_level),
-    }
-    .unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG wins over the log_level key (not over the flag), when it
+    // is a filter we can use; otherwise say so once logging is up.
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !flag_given && !v.trim().is_empty());
+    let (filter, ignored) = match rust_log {
+        Some(v) if maildoor::config::is_log_filter(&v) => (v, None),
+        other => (settings.log_level.clone(), other),
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
+    if let Some(v) = ignored {
+        tracing::warn!(
+            rust_log = %v,
+            log_level = %settings.log_level,
+            "RUST_LOG is not a log level or target=level list; using log_level"
+        );
+    }
 }
 
 fn serve(settings: Settings, log_flag: bool) -> ExitCode {
@@ -201,9 +240,12 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
         let server = match Server::bind(settings).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!("{e}");
                 eprintln!("maildoor: {e}");
-                return ExitCode::FAILURE;
+                // A certificate or key that cannot be used is a bad setting.
+                return match e {
+                    maildoor::server::StartError::Tls(_) => ExitCode::from(2),
+                    _ => ExitCode::FAILURE,
+                };
             }
         };
         server.run(shutdown_signal()).await;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 use tracing::{error, info, warn};
 
 use crate::bind::{explain_bind_error, listen};
@@ -91,6 +92,17 @@ impl Server {
             (Some(cert), Some(key)) => Some(crate::tls::load_config(cert, key)?),
             _ => None,
         };
+        // Sockets first: when one cannot be bound, nothing has been made
+        // on disk yet.
+        let mut listeners = Vec::new();
+        for opts in settings.listeners() {
+            let addr = opts.address;
+            let listener = listen(addr, settings.reuse_port).map_err(|e| StartError::Bind {
+                addr,
+                why: explain_bind_error(addr, &e),
+            })?;
+            listeners.push((listener, opts));
+        }
         let store =
             Store::open(&settings.maildir, &settings.hostname).map_err(|source| StartError::Maildir {
                 path: settings.maildir.display().to_string(),
@@ -104,15 +116,6 @@ impl Server {
                 "removed stale files older than 36 hours from tmp/ (and per-recipient tmp/)"
             ),
             Err(e) => warn!(error = %e, "could not clean tmp/"),
-        }
-        let mut listeners = Vec::new();
-        for opts in settings.listeners() {
-            let addr = opts.address;
-            let listener = listen(addr, settings.reuse_port).map_err(|e| StartError::Bind {
-                addr,
-                why: explain_bind_error(addr, &e),
-            })?;
-            listeners.push((listener, opts));
         }
         let policy = Policy {
             hostname: settings.hostname.clone(),
@@ -377,16 +380,22 @@ fn start_session(stream: TcpStream, conn: Conn, via: Option<SocketAddr>, ctx: &A
         }
         return;
     };
-    info!(session = id, peer = %peer, local = %local, via, "connection opened");
+    // Every line the session logs, down to the debug dialogue, names its
+    // connection through this span.
+    let span = tracing::info_span!("conn", session = id, peer = %peer, local = %local, via);
+    span.in_scope(|| info!("connection opened"));
     let shared = Arc::clone(&ctx.shared);
     let phase = ctx.phase.clone();
     let done = ctx.done.clone();
     let implicit_tls = ctx.opts.implicit_tls;
-    tokio::spawn(async move {
-        session::run(stream, conn, shared, phase, implicit_tls).await;
-        drop(slot);
-        drop(done);
-    });
+    tokio::spawn(
+        async move {
+            session::run(stream, conn, shared, phase, implicit_tls).await;
+            drop(slot);
+            drop(done);
+        }
+        .instrument(span),
+    );
 }
 
 async fn refuse(mut stream: TcpStream, host: String) {

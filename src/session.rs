@@ -239,7 +239,8 @@ impl<S: Transport> Wire<S> {
     }
 
     fn reply(&mut self, r: &Reply) {
-        debug!(reply = %r, "S:");
+        // A multiline reply stays on one log line.
+        debug!(reply = %r.to_string().trim_end().replace("\r\n", " | "), "S:");
         r.write_to(&mut self.out);
     }
 
@@ -357,8 +358,10 @@ where
                 let flushed = wire.flush().await;
                 let discarded = wire.pending().len();
                 if discarded > 0 {
-                    let conn = &cx.conn;
-                    warn!(session = conn.id, peer = %conn.peer, local = %conn.local, discarded, "discarded bytes sent after STARTTLS before the TLS handshake");
+                    warn!(
+                        discarded,
+                        "discarded bytes sent after STARTTLS before the TLS handshake"
+                    );
                 }
                 match flushed {
                     Err(_) => End::IoError,
@@ -375,9 +378,6 @@ where
     };
     let conn = &cx.conn;
     info!(
-        session = conn.id,
-        peer = %conn.peer,
-        local = %conn.local,
         tls = conn.tls.as_deref().map(tracing::field::display),
         messages = cx.messages,
         duration_ms = started.elapsed().as_millis() as u64,
@@ -417,16 +417,16 @@ where
     match tokio::time::timeout(shared.limits.command_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             let desc = crate::tls::describe(tls.get_ref().1);
-            info!(session = conn.id, peer = %conn.peer, local = %conn.local, tls = %desc, "TLS established");
+            info!(tls = %desc, "TLS established");
             conn.tls = Some(desc);
             Ok(tls)
         }
         Ok(Err(e)) => {
-            warn!(session = conn.id, peer = %conn.peer, local = %conn.local, error = %e, "TLS handshake failed");
+            warn!(error = %e, "TLS handshake failed");
             Err(End::TlsFailed)
         }
         Err(_) => {
-            warn!(session = conn.id, peer = %conn.peer, local = %conn.local, "TLS handshake timed out");
+            warn!("TLS handshake timed out");
             Err(End::TlsFailed)
         }
     }
@@ -522,7 +522,8 @@ where
             } else if bare_lf && reject_bare_lf {
                 cx.state.bare_lf_command()
             } else {
-                debug!(line = %String::from_utf8_lossy(line), "C:");
+                // Escaped: a client cannot forge log lines with control characters.
+                debug!(line = %String::from_utf8_lossy(line).escape_debug(), "C:");
                 cx.state.command(command::parse(line))
             };
             wire.reply(&step.reply);
@@ -720,16 +721,16 @@ where
     }
     wire.shrink(DATA_BUF);
     if too_big {
-        info!(session = conn.id, queue_id = %delivery.id(), size = decoder.wire_size(), max, "message refused: too big");
+        info!(queue_id = %delivery.id(), size = decoder.wire_size(), max, "message refused: too big");
         return Ok(DataOutcome::TooBig);
     }
     // A lone CR is as much a smuggling tool as a lone LF: reject both.
     if (decoder.saw_bare_lf() || decoder.saw_bare_cr()) && limits.bare_lf == BareLf::Reject {
-        info!(session = conn.id, queue_id = %delivery.id(), "message refused: bare LF or CR");
+        info!(queue_id = %delivery.id(), "message refused: bare LF or CR");
         return Ok(DataOutcome::Rejected(bare_lf_reply()));
     }
     if limits.reject_long_lines && decoder.longest_line() > MAX_TEXT_LINE {
-        info!(session = conn.id, queue_id = %delivery.id(), longest = decoder.longest_line(), "message refused: line too long");
+        info!(queue_id = %delivery.id(), longest = decoder.longest_line(), "message refused: line too long");
         // 554 is the refusal RFC 5321 §4.3.2 lists for the end of DATA.
         return Ok(DataOutcome::Rejected(Reply::new(
             554,
@@ -747,7 +748,7 @@ where
     let committed = match tokio::time::timeout(limits.data_end_timeout, delivery.commit()).await {
         Ok(result) => result,
         Err(_) => {
-            warn!(session = conn.id, queue_id = %id, "store did not finish in time");
+            warn!(queue_id = %id, "store did not finish in time");
             wire.reply(&timeout_reply(host, session_end));
             return Err(End::Timeout);
         }
@@ -759,7 +760,6 @@ where
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
             info!(
-                session = conn.id,
                 queue_id = %id,
                 from = %from,
                 rcpts = %rcpts.join(","),
@@ -770,7 +770,7 @@ where
             Ok(DataOutcome::Stored(id.to_string()))
         }
         Err(e) => {
-            warn!(session = conn.id, queue_id = %id, error = %e, maildir = %shared.store.maildir().root().display(), "delivery failed");
+            warn!(queue_id = %id, error = %e, maildir = %shared.store.maildir().root().display(), "delivery failed");
             Ok(DataOutcome::StoreFailed {
                 full: is_storage_full(&e),
             })

@@ -34,7 +34,14 @@ fn connect_when_up(port: u16) -> Client {
 
 #[test]
 fn help_tells_the_truth() {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
+    // `serve` is what maildoor does without a subcommand, with the same flags.
+    for args in [&["--help"][..], &["serve", "--help"]] {
+        help_lists_the_server_flags(args);
+    }
+}
+
+fn help_lists_the_server_flags(args: &[&str]) {
+    let out = Command::new(BIN).args(args).output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in [
@@ -47,9 +54,11 @@ fn help_tells_the_truth() {
         "--log-level",
         "--tls-cert",
         "--tls-key",
-        "MAILDOOR_",
     ] {
-        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+        assert!(help.contains(flag), "{args:?} lacks {flag}:\n{help}");
+    }
+    if args == ["--help"] {
+        assert!(help.contains("MAILDOOR_"), "{help}");
     }
 }
 
@@ -74,6 +83,23 @@ fn bad_settings_fail_before_binding() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+
+    // A word that is not a level would silence every log line: refused.
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "bogus",
+            "--maildir",
+        ])
+        .arg(&md)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log_level"));
+    assert!(!md.exists(), "nothing may be created on a settings error");
 }
 
 #[test]
@@ -92,6 +118,26 @@ fn port_in_use_is_explained() {
         err.contains(&format!("{addr} is taken by pid {}", std::process::id())),
         "{err}"
     );
+    assert_eq!(err.matches("is taken by").count(), 1, "said once: {err}");
+    assert!(!dir.path().join("md").exists(), "nothing made on disk: {err}");
+}
+
+#[test]
+fn unusable_tls_files_are_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(&missing)
+        .arg("--maildir")
+        .arg(dir.path().join("md"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls_cert") && err.contains("missing.pem"), "{err}");
 }
 
 #[test]
@@ -100,10 +146,13 @@ fn runs_delivers_logs_and_stops_on_sigterm() {
     let port = free_port();
     let mut child = Command::new(BIN)
         .args([
+            "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--hostname",
             "cli.test",
+            "--log-level",
+            "debug",
             "--maildir",
         ])
         .arg(dir.path().join("md"))
@@ -152,6 +201,24 @@ fn runs_delivers_logs_and_stops_on_sigterm() {
     assert!(rest.contains(&format!("queue_id={id}")), "{rest}");
     assert!(rest.contains("message accepted"), "{rest}");
     assert!(rest.contains("connection closed"), "{rest}");
+    // Every line of a session, down to the debug dialogue, names its
+    // connection: with two sessions interleaved, each line is still theirs.
+    let ours = format!("peer=127.0.0.1:{client_port} local=127.0.0.1:{port}");
+    for needle in [
+        "C: line=MAIL FROM:<a@b.c>",
+        "S: reply=250 2.1.0",
+        "message accepted",
+        "connection closed",
+    ] {
+        let line = rest
+            .lines()
+            .find(|l| l.contains(needle) && l.contains(&ours))
+            .unwrap_or_else(|| panic!("no {needle:?} line with {ours}:\n{rest}"));
+        assert!(line.contains("session="), "{line}");
+    }
+    for line in rest.lines().filter(|l| l.contains("maildoor::session")) {
+        assert!(line.contains(&format!("local=127.0.0.1:{port}")), "{line}");
+    }
     assert_eq!(common::files(&dir.path().join("md/new")).len(), 1);
     assert!(common::files(&dir.path().join("md/tmp")).is_empty());
 }
