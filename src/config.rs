@@ -95,6 +95,24 @@ impl Listener {
     }
 }
 
+/// The keys whose environment variables are comma-separated lists.
+const LIST_KEYS: &[&str] = &["listen", "domains", "limit_exempt", "proxy_trusted"];
+
+/// The `MAILDOOR_*` variables in `env` that name no setting (a typo such
+/// as `MAILDOOR_MAX_MESAGE_SIZE`): they are ignored, and the server warns
+/// about each.
+pub fn unknown_env_vars(env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    let mut unknown: Vec<String> = env
+        .into_iter()
+        .filter_map(|(k, _)| {
+            let key = k.strip_prefix("MAILDOOR_")?.to_ascii_lowercase();
+            (!KEYS.contains(&key.as_str())).then_some(k)
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 const KEYS: &[&str] = &[
     "listen",
     "hostname",
@@ -246,10 +264,14 @@ impl Settings {
             b = b.add_source(File::from(path.clone()).format(FileFormat::Toml).required(true));
         }
         let mut vars = HashMap::new();
+        let mut emptied = Vec::new();
         for (k, v) in env {
             if let Some(key) = k.strip_prefix("MAILDOOR_") {
                 let key = key.to_ascii_lowercase();
-                if KEYS.contains(&key.as_str()) {
+                if LIST_KEYS.contains(&key.as_str()) && v.trim().is_empty() {
+                    // An empty list, not a list of one empty string.
+                    emptied.push(key);
+                } else if KEYS.contains(&key.as_str()) {
                     vars.insert(key, v);
                 }
             }
@@ -267,6 +289,9 @@ impl Settings {
         let set = |b: config::ConfigBuilder<config::builder::DefaultState>, key: &str, v: config::Value| {
             b.set_override(key, v).map_err(|e| bad(key, e))
         };
+        for key in emptied {
+            b = set(b, &key, Vec::<String>::new().into())?;
+        }
         if !over.listen.is_empty() {
             b = set(b, "listen", over.listen.clone().into())?;
         }
@@ -291,10 +316,17 @@ impl Settings {
         if let Some(k) = &over.tls_key {
             b = set(b, "tls_key", k.to_string_lossy().into_owned().into())?;
         }
-        let raw: Raw = b
-            .build()
-            .and_then(Config::try_deserialize)
-            .map_err(|e| SettingsError(e.to_string()))?;
+        let raw: Raw = b.build().and_then(Config::try_deserialize).map_err(|e| {
+            let e = e.to_string();
+            match &over.config {
+                // Only a --config file can hold an unknown key (the
+                // environment is filtered to known ones): name it.
+                Some(path) if e.starts_with("unknown field") => {
+                    SettingsError(format!("{e} in {}", path.display()))
+                }
+                _ => SettingsError(e),
+            }
+        })?;
         Self::validate(raw)
     }
 
@@ -376,8 +408,21 @@ impl Settings {
         let secs = |key: &str, v: f64| {
             if v.is_finite() && v > 0.0 && v < 1e9 {
                 Ok(Duration::from_secs_f64(v))
+            } else if v >= 1e9 {
+                Err(bad(
+                    key,
+                    format!("{v} seconds is too long (under 1e9, some 31 years)"),
+                ))
             } else {
                 Err(bad(key, format!("{v} is not a positive number of seconds")))
+            }
+        };
+        // For the times where 0 means "not at all".
+        let secs_or_zero = |key: &str, v: f64| {
+            if v == 0.0 {
+                Ok(Duration::ZERO)
+            } else {
+                secs(key, v)
             }
         };
         let log_level = raw.log_level.trim().to_string();
@@ -458,15 +503,12 @@ impl Settings {
             command_timeout: secs("command_timeout", raw.command_timeout)?,
             data_timeout: secs("data_timeout", raw.data_timeout)?,
             data_end_timeout: secs("data_end_timeout", raw.data_end_timeout)?,
-            shutdown_grace: secs("shutdown_grace", raw.shutdown_grace)?,
+            // 0: sessions in DATA are closed at once too.
+            shutdown_grace: secs_or_zero("shutdown_grace", raw.shutdown_grace)?,
             max_session_time: secs("max_session_time", raw.max_session_time)?,
             min_data_rate: raw.min_data_rate,
             data_rate_grace: secs("data_rate_grace", raw.data_rate_grace)?,
-            greet_delay: if raw.greet_delay == 0.0 {
-                Duration::ZERO
-            } else {
-                secs("greet_delay", raw.greet_delay)?
-            },
+            greet_delay: secs_or_zero("greet_delay", raw.greet_delay)?,
             per_recipient,
             existing_mailboxes_only: match (
                 two_way("mailboxes", &raw.mailboxes, ["create", "existing"])?,
@@ -512,7 +554,7 @@ fn two_way(key: &str, value: &str, [no, yes]: [&str; 2]) -> Result<bool, Setting
 
 /// A host or domain name: dot-separated labels of letters, digits, `-`
 /// and `_` (or any non-ASCII letter), 253 octets at most.
-fn valid_hostname(h: &str) -> bool {
+pub fn valid_hostname(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
         && h.split('.').all(|l| {
@@ -640,6 +682,39 @@ mod tests {
     }
 
     #[test]
+    fn empty_list_variables_are_empty_lists_and_typos_are_found() {
+        let s = Settings::load(
+            &Overrides::default(),
+            env(&[("MAILDOOR_DOMAINS", ""), ("MAILDOOR_LIMIT_EXEMPT", " ")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.domains,
+            Settings::load(&Overrides::default(), env(&[])).unwrap().domains
+        );
+        assert!(s.limit_exempt.is_empty());
+        let vars = env(&[
+            ("MAILDOOR_MAX_MESAGE_SIZE", "1"),
+            ("MAILDOOR_LISTEN", "127.0.0.1:2525"),
+            ("PATH", "/bin"),
+        ]);
+        assert_eq!(
+            unknown_env_vars(vars),
+            vec!["MAILDOOR_MAX_MESAGE_SIZE".to_string()]
+        );
+    }
+
+    #[test]
+    fn zero_means_no_wait_where_it_can() {
+        let zero = [("MAILDOOR_SHUTDOWN_GRACE", "0"), ("MAILDOOR_GREET_DELAY", "0")];
+        let s = Settings::load(&Overrides::default(), env(&zero)).unwrap();
+        assert_eq!(
+            (s.shutdown_grace, s.greet_delay),
+            (Duration::ZERO, Duration::ZERO)
+        );
+    }
+
+    #[test]
     fn existing_mailboxes_go_with_per_recipient_delivery() {
         let s = Settings::load(&Overrides::default(), env(&[])).unwrap();
         assert!(!s.existing_mailboxes_only);
@@ -699,6 +774,12 @@ mod tests {
             ("MAILDOOR_RECIPIENT_DELIMITER", "/", "recipient_delimiter"),
             ("MAILDOOR_GREET_DELAY", "-2", "greet_delay"),
             ("MAILDOOR_MAX_SESSION_TIME", "0", "max_session_time"),
+            (
+                "MAILDOOR_COMMAND_TIMEOUT",
+                "1e12",
+                "command_timeout: 1000000000000 seconds is too long",
+            ),
+            ("MAILDOOR_SHUTDOWN_GRACE", "-1", "shutdown_grace"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load(&Overrides::default(), env(&[(k, v)]))
@@ -718,7 +799,7 @@ mod tests {
             ..Default::default()
         };
         let err = Settings::load(&over, env(&[])).unwrap_err().to_string();
-        assert!(err.contains("max_mesage_size"), "{err}");
+        assert!(err.contains("max_mesage_size") && err.contains("x.toml"), "{err}");
         let missing = Overrides {
             config: Some("/nonexistent/x.toml".into()),
             ..Default::default()

@@ -93,13 +93,17 @@ enum Cmd {
         /// Directory to write cert.pem and key.pem into (created if missing).
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
+        /// Replace cert.pem and key.pem if they exist (by default an
+        /// existing pair is kept and gen-cert fails).
+        #[arg(long)]
+        force: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Cmd::GenCert { hostname, out }) = &cli.command {
-        return gen_cert(hostname, out);
+    if let Some(Cmd::GenCert { hostname, out, force }) = &cli.command {
+        return gen_cert(hostname, out, *force);
     }
     let server = match &cli.command {
         Some(Cmd::Serve(after)) => cli.server.clone().and(after.clone()),
@@ -149,10 +153,28 @@ fn mailbox(
     }
 }
 
-/// `maildoor gen-cert`: writes `cert.pem` and `key.pem` (mode 0600).
-fn gen_cert(hostname: &str, out: &std::path::Path) -> ExitCode {
+/// `maildoor gen-cert`: writes `cert.pem` and `key.pem` (mode 0600),
+/// never over existing files unless `force`.
+fn gen_cert(hostname: &str, out: &std::path::Path, force: bool) -> ExitCode {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let is_ip = hostname.parse::<std::net::IpAddr>().is_ok();
+    if !is_ip && !maildoor::config::valid_hostname(hostname) {
+        eprintln!("maildoor: --hostname {hostname:?} is not a host name or IP address");
+        return ExitCode::from(2);
+    }
+    if !force {
+        for name in ["cert.pem", "key.pem"] {
+            let path = out.join(name);
+            if path.exists() {
+                eprintln!(
+                    "maildoor: {} exists; keeping it (use --force to replace the pair)",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let (cert, key) = match maildoor::tls::self_signed(hostname) {
         Ok(pair) => pair,
         Err(e) => {
@@ -207,6 +229,9 @@ fn init_logging(settings: &Settings, flag_given: bool) {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
+    for var in maildoor::config::unknown_env_vars(std::env::vars()) {
+        tracing::warn!(variable = %var, "not a maildoor setting; ignored (see config/default.toml for the keys)");
+    }
     if let Some(v) = ignored {
         tracing::warn!(
             rust_log = %v,
@@ -248,25 +273,48 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
                 };
             }
         };
-        server.run(shutdown_signal()).await;
+        let (stop, hurry) = stop_signals();
+        server.run_until(stop, hurry).await;
         ExitCode::SUCCESS
     })
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Two futures: the first completes on the first SIGINT or SIGTERM (stop
+/// accepting, let messages in DATA finish), the second on the next one
+/// (close every session now).
+fn stop_signals() -> (
+    impl std::future::Future<Output = ()>,
+    impl std::future::Future<Output = ()>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
+    let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
+    tokio::spawn(async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => loop {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                }
+                count_tx.send_modify(|n| *n += 1);
+            },
+            _ => loop {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    return;
+                }
+                count_tx.send_modify(|n| *n += 1);
+            },
+        }
+    });
+    let nth = |n: u32| {
+        let mut rx = count_rx.clone();
+        async move {
+            // An error means the signal task is gone: never fires.
+            if rx.wait_for(|c| *c >= n).await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    };
+    (nth(1), nth(2))
 }

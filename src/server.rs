@@ -164,6 +164,13 @@ impl Server {
 
     /// Serves until `shutdown` completes, then shuts down in order.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.run_until(shutdown, std::future::pending()).await;
+    }
+
+    /// As [`Server::run`]; if `hurry` completes during the grace period
+    /// (a second SIGINT/SIGTERM), the remaining sessions are closed at
+    /// once instead of at its end.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>, hurry: impl Future<Output = ()>) {
         let (phase_tx, phase_rx) = watch::channel(Phase::Running);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let limits = Arc::new(Limits {
@@ -213,11 +220,22 @@ impl Server {
         }
         let _ = phase_tx.send(Phase::Draining);
         let grace = self.settings.shutdown_grace;
-        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
-            warn!(
-                grace_secs = grace.as_secs_f64(),
-                "grace period over: closing remaining sessions"
-            );
+        let finished = tokio::select! {
+            done = tokio::time::timeout(grace, done_rx.recv()) => {
+                if done.is_err() {
+                    warn!(
+                        grace_secs = grace.as_secs_f64(),
+                        "grace period over: closing remaining sessions"
+                    );
+                }
+                done.is_ok()
+            }
+            () = hurry => {
+                warn!("asked again to stop: closing remaining sessions now");
+                false
+            }
+        };
+        if !finished {
             let _ = phase_tx.send(Phase::Abort);
             let _ = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
         }
@@ -349,12 +367,19 @@ async fn read_proxy_header(stream: &mut TcpStream) -> io::Result<Header> {
         match proxy::parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
             Parse::Done { header, .. } => return Ok(header),
             Parse::Incomplete { need } => {
+                // Whatever has come, up to `need`: a client that sends
+                // something else than a header (an SMTP command) is told
+                // apart by its first bytes, without waiting for more.
                 let have = buf.len();
                 buf.resize(have + need, 0);
                 let Some(more) = buf.get_mut(have..) else {
                     return Err(io::ErrorKind::InvalidData.into());
                 };
-                stream.read_exact(more).await?;
+                let n = stream.read(more).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.truncate(have + n);
             }
         }
     }

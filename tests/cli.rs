@@ -242,6 +242,30 @@ fn gen_cert_writes_a_usable_pair() {
         0o600
     );
     maildoor::tls::load_config(&out.join("cert.pem"), &key).unwrap();
+    // An existing pair is kept unless --force; a bad name is refused.
+    let again = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["gen-cert", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let kept = again(&["--hostname", "other.example.org"]);
+    assert_eq!(kept.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&kept.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(out.join("cert.pem")).unwrap(), cert);
+    assert!(again(&["--hostname", "other.example.org", "--force"])
+        .status
+        .success());
+    assert_ne!(std::fs::read_to_string(out.join("cert.pem")).unwrap(), cert);
+    for bad in ["", "bad name/x"] {
+        assert_eq!(
+            again(&["--hostname", bad, "--force"]).status.code(),
+            Some(2),
+            "{bad:?}"
+        );
+    }
     // A bad pair stops the server before it binds, naming the key.
     let port = free_port();
     let bad = Command::new(BIN)
@@ -284,4 +308,49 @@ fn gen_cert_writes_a_usable_pair() {
         .unwrap();
     assert!(!half.status.success());
     assert!(String::from_utf8_lossy(&half.stderr).contains("--tls-key"));
+}
+
+#[test]
+fn a_second_signal_ends_the_grace_period_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--maildir"])
+        .arg(dir.path().join("md"))
+        // Far longer than this test waits below.
+        .env("MAILDOOR_SHUTDOWN_GRACE", "600")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut c = connect_when_up(port);
+    c.open_data();
+    c.send(b"Subject: cut short\r\n\r\nthe first half, and then nothing\r\n");
+    let kill = || {
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    kill();
+    // The first signal: the session in DATA may go on, so nothing comes.
+    std::thread::sleep(Duration::from_millis(200));
+    kill();
+    let r = c.reply();
+    assert!(r.text.starts_with("421 4.3.2"), "{}", r.text);
+    let mut status = None;
+    for _ in 0..200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("still running 10 s after the second signal");
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(common::files(&dir.path().join("md/new")).is_empty());
+    assert!(common::files(&dir.path().join("md/tmp")).is_empty());
 }

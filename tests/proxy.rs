@@ -116,6 +116,22 @@ fn bad_missing_and_untrusted_headers_close() {
         c.send(bad);
         assert_eq!(c.read_to_end(), "", "{}", String::from_utf8_lossy(bad));
     }
+    // A short command, shorter than any header, is refused on its first
+    // bytes, not after proxy_timeout.
+    let patient = proxy_server("127.0.0.1/32", |s| s.proxy_timeout = Duration::from_secs(600));
+    let mut raw = std::net::TcpStream::connect(patient.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    std::io::Write::write_all(&mut raw, b"EHLO x\r\n").unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut raw, &mut byte);
+    assert!(
+        matches!(read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "expected the connection closed at once: {read:?}"
+    );
+
     // No header at all: closed after proxy_timeout, without a greeting.
     let mut silent = srv.client();
     assert_eq!(silent.read_to_end(), "");
