@@ -55,10 +55,25 @@ struct Raw {
     log_level: String,
     tls_cert: String,
     tls_key: String,
+    /// `[tls]` with `cert` and `key`: the same settings written as
+    /// `tls.cert` / `tls.key`; `tls_cert` / `tls_key` win when both are set
+    /// (flags and `MAILDOOR_TLS_CERT` / `_KEY` set those).
+    #[serde(default)]
+    tls: RawTls,
     listener: Vec<RawListener>,
     reuse_port: bool,
     proxy_trusted: Vec<String>,
     proxy_timeout: f64,
+}
+
+/// The `[tls]` table, as read before validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default)]
+    cert: String,
+    #[serde(default)]
+    key: String,
 }
 
 /// One `[[listener]]` table, as read before validation.
@@ -457,7 +472,10 @@ impl Settings {
             "" => None,
             p => Some(PathBuf::from(p)),
         };
-        let (tls_cert, tls_key) = (path(&raw.tls_cert), path(&raw.tls_key));
+        let (tls_cert, tls_key) = (
+            path(&raw.tls_cert).or_else(|| path(&raw.tls.cert)),
+            path(&raw.tls_key).or_else(|| path(&raw.tls.key)),
+        );
         match (&tls_cert, &tls_key) {
             (Some(_), None) => return Err(bad("tls_key", "must be set when tls_cert is")),
             (None, Some(_)) => return Err(bad("tls_cert", "must be set when tls_key is")),
@@ -832,6 +850,20 @@ mod tests {
         assert!(all[2].implicit_tls && all[2].address.is_ipv6());
         assert_eq!(s.tls_cert, Some(PathBuf::from("c.pem")));
         assert_eq!(s.proxy_trusted.len(), 2);
+
+        // The same two settings as a [tls] table (tls.cert / tls.key); the
+        // environment's MAILDOOR_TLS_CERT still wins over the file.
+        std::fs::write(&file, "[tls]\ncert = \"t.pem\"\nkey = \"tk.pem\"\n").unwrap();
+        let s = Settings::load(&over, env(&[])).unwrap();
+        assert_eq!(
+            (s.tls_cert, s.tls_key),
+            (Some("t.pem".into()), Some("tk.pem".into()))
+        );
+        let s = Settings::load(&over, env(&[("MAILDOOR_TLS_CERT", "e.pem")])).unwrap();
+        assert_eq!(s.tls_cert, Some("e.pem".into()));
+        std::fs::write(&file, "tls.cert = \"d.pem\"\n").unwrap();
+        let err = Settings::load(&over, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("tls_key"), "{err}");
 
         let cases: &[(&str, &str, &str)] = &[
             ("MAILDOOR_TLS_CERT", "c.pem", "tls_key"),
