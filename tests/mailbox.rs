@@ -255,6 +255,28 @@ fn show_decodes_and_marks_seen_unless_peek() {
 }
 
 #[test]
+fn show_prints_an_undecodable_part_as_stored_once() {
+    let srv = TestServer::start();
+    let id = deliver(
+        &srv,
+        &["bob@localhost"],
+        "Subject: bad base64\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!not base64@@@\n",
+    );
+    let shown = ok(mailbox(&srv.maildir(), &["show", "--peek", &id]));
+    let (head, body) = shown.split_once("\n\n").unwrap();
+    assert_eq!(head, "Subject: bad base64");
+    assert!(
+        body.starts_with("[this part could not be decoded (")
+            && body.trim_end().ends_with("; shown as stored]\n!!!not base64@@@"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("Return-Path") && !shown.contains("Received"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn delete_and_count() {
     let (srv, ids) = three();
     let md = srv.maildir();
