@@ -254,15 +254,20 @@ fn show_decodes_and_marks_seen_unless_peek() {
     assert_eq!(count, serde_json::json!({"total": 3, "new": 2, "seen": 1}));
 }
 
+/// A server holding only `body` (delivered to bob), the message's id, and
+/// what `show --peek` prints for it.
+fn show_one(body: &str) -> (TestServer, String, String) {
+    let srv = TestServer::start();
+    let id = deliver(&srv, &["bob@localhost"], body);
+    let shown = ok(mailbox(&srv.maildir(), &["show", "--peek", &id]));
+    (srv, id, shown)
+}
+
 #[test]
 fn show_prints_an_undecodable_part_as_stored_once() {
-    let srv = TestServer::start();
-    let id = deliver(
-        &srv,
-        &["bob@localhost"],
+    let (_srv, _, shown) = show_one(
         "Subject: bad base64\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!not base64@@@\n",
     );
-    let shown = ok(mailbox(&srv.maildir(), &["show", "--peek", &id]));
     let (head, body) = shown.split_once("\n\n").unwrap();
     assert_eq!(head, "Subject: bad base64");
     assert!(
@@ -694,6 +699,29 @@ fn mblaze_lists_and_shows_what_maildoor_reads() {
         .output()
         .unwrap();
     assert_eq!(blob.stdout, (0u8..200).collect::<Vec<u8>>());
+}
+
+/// swaks-style mail: raw UTF-8 in a text/plain part that names no charset.
+/// maildoor reads it as UTF-8, and so does mblaze's mshow.
+#[test]
+fn undeclared_utf8_text_reads_as_utf8_like_mshow() {
+    let (srv, id, shown) = show_one(
+        "From: Jürgen <j@example.net>\nSubject: Grüße\nContent-Type: text/plain\n\nGrüße aus Köln\n",
+    );
+    assert_eq!(
+        shown.trim_end(),
+        "From: Jürgen <j@example.net>\nSubject: Grüße\n\nGrüße aus Köln"
+    );
+    if !have_tool("mshow") {
+        return;
+    }
+    let home = srv.dir.path().join("mblaze");
+    std::fs::create_dir_all(&home).unwrap();
+    let file = srv.file_of("new", &id);
+    let theirs = mblaze(&home, "mshow", &[], &[&file]);
+    let (_, text) = theirs.split_once(" ---\n").expect("mshow's part line");
+    let (_, ours) = shown.split_once("\n\n").unwrap();
+    assert_eq!(text.trim_end(), ours.trim_end());
 }
 
 /// Bonus reader: mutt in batch mode (through `script`, which gives it the

@@ -57,6 +57,31 @@ fn part_name(part: &ParsedMail<'_>) -> Option<String> {
         .map(|n| decode_words(n))
 }
 
+/// The names IANA registers for US-ASCII (with `csascii`). encoding_rs
+/// reads the WHATWG ones (`us-ascii`, `ascii`, `ansi_x3.4-1968`) as
+/// windows-1252, and the others not at all.
+const ASCII_LABELS: [&str; 11] = [
+    "us-ascii",
+    "ascii",
+    "ansi_x3.4-1968",
+    "ansi_x3.4-1986",
+    "iso-ir-6",
+    "iso_646.irv:1991",
+    "iso646-us",
+    "us",
+    "ibm367",
+    "cp367",
+    "csascii",
+];
+
+/// True when a part names no charset, or names US-ASCII.
+fn declares_ascii(part: &ParsedMail<'_>) -> bool {
+    part.ctype
+        .params
+        .get("charset")
+        .is_none_or(|c| ASCII_LABELS.contains(&c.trim().to_ascii_lowercase().as_str()))
+}
+
 /// A part's body exactly as stored, transfer encoding not undone.
 fn stored_body<'a>(part: &'a ParsedMail<'a>) -> &'a [u8] {
     match part.get_body_encoded() {
@@ -66,11 +91,22 @@ fn stored_body<'a>(part: &'a ParsedMail<'a>) -> &'a [u8] {
     }
 }
 
-/// The text of a part: transfer encoding undone, then the charset. When
-/// the transfer encoding cannot be undone, the part's own body as stored,
-/// and why.
+/// The text of a part: transfer encoding undone, then the charset. Text
+/// that names no charset (or US-ASCII) but is not ASCII is read as UTF-8
+/// when it is valid UTF-8, as swaks and many scripts send it and as mblaze
+/// reads it; otherwise the declared charset applies (mailparse reads
+/// US-ASCII as windows-1252). When the transfer encoding cannot be undone,
+/// the part's own body as stored, and why.
 fn part_text(part: &ParsedMail<'_>) -> (String, Option<String>) {
-    match part.get_body() {
+    let decoded = part.get_body_raw().and_then(|bytes| {
+        if declares_ascii(part) && !bytes.is_ascii() {
+            if let Ok(utf8) = String::from_utf8(bytes) {
+                return Ok(utf8);
+            }
+        }
+        part.get_body()
+    });
+    match decoded {
         Ok(text) => (text, None),
         Err(why) => (
             String::from_utf8_lossy(stored_body(part)).into_owned(),
@@ -274,6 +310,40 @@ mod tests {
         }
         let r = readable(MIME.as_bytes()).unwrap();
         assert_eq!(r.undecoded, None);
+    }
+
+    #[test]
+    fn undeclared_8bit_text_is_utf8_when_it_is_valid_utf8() {
+        let text = |raw: &[u8]| readable(raw).unwrap().text.unwrap();
+        // No charset, US-ASCII under any of its names, no Content-Type at all,
+        // 8bit or base64: raw UTF-8 reads as UTF-8.
+        for ctype in [
+            "Content-Type: text/plain\n",
+            "Content-Type: text/plain; charset=us-ascii\n",
+            "Content-Type: text/plain; charset=\"US-ASCII\"\n",
+            "Content-Type: text/plain; charset=ANSI_X3.4-1968\n",
+            "Content-Type: text/plain; charset=iso646-us\n",
+            "Content-Transfer-Encoding: 8bit\n",
+            "",
+        ] {
+            let raw = format!("Subject: Grüße\n{ctype}\nGrüße\n");
+            assert_eq!(text(raw.as_bytes()), "Grüße\n", "{ctype:?}");
+            let r = readable(raw.as_bytes()).unwrap();
+            assert_eq!(r.headers, [("Subject".to_string(), "Grüße".to_string())]);
+        }
+        let b64 = "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\nR3LDvMOfZQ==\n";
+        assert_eq!(text(b64.as_bytes()), "Grüße");
+        // Not UTF-8: as before (US-ASCII read as windows-1252).
+        assert_eq!(text(b"Content-Type: text/plain\n\nGr\xfc\xdfe\n"), "Grüße\n");
+        // A declared charset wins, even over bytes that are valid UTF-8.
+        let latin1 = "Content-Type: text/plain; charset=iso-8859-1\n\nGrüße\n";
+        assert_eq!(text(latin1.as_bytes()), "GrÃ¼ÃŸe\n");
+        let jis = b"Content-Type: text/plain; charset=ISO-2022-JP\n\n\x1b$B$3$s$K$A$O\x1b(B\n";
+        assert_eq!(text(jis), "こんにちは\n");
+        assert_eq!(
+            text(b"Content-Type: text/plain; charset=windows-1252\n\n\x80\n"),
+            "€\n"
+        );
     }
 
     #[test]
