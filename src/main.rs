@@ -129,21 +129,24 @@ fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(Cmd::Serve(_)) => serve(settings, server.log_level.is_some()),
-        Some(Cmd::Mailbox(args)) => mailbox(&args, &settings.maildir, settings.recipient_delimiter),
+        Some(Cmd::Mailbox(args)) => mailbox(
+            &args,
+            &maildoor::mailbox::Layout {
+                root: &settings.maildir,
+                per_recipient: settings.per_recipient,
+                delimiter: settings.recipient_delimiter,
+            },
+        ),
         Some(Cmd::GenCert { .. }) => ExitCode::SUCCESS, // handled before settings load
     }
 }
 
 /// Runs `maildoor mailbox ...`: exit 0, or 1 with the error on stderr. A
 /// closed stdout (`| head`) is not an error.
-fn mailbox(
-    args: &maildoor::mailbox::MailboxArgs,
-    maildir: &std::path::Path,
-    delimiter: Option<char>,
-) -> ExitCode {
+fn mailbox(args: &maildoor::mailbox::MailboxArgs, layout: &maildoor::mailbox::Layout<'_>) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
-    match maildoor::mailbox::cli::run(args, maildir, delimiter, &mut out, &mut err) {
+    match maildoor::mailbox::cli::run(args, layout, &mut out, &mut err) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {

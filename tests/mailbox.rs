@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -254,6 +254,33 @@ fn show_decodes_and_marks_seen_unless_peek() {
     assert_eq!(count, serde_json::json!({"total": 3, "new": 2, "seen": 1}));
 }
 
+/// A server holding only `body` (delivered to bob), the message's id, and
+/// what `show --peek` prints for it.
+fn show_one(body: &str) -> (TestServer, String, String) {
+    let srv = TestServer::start();
+    let id = deliver(&srv, &["bob@localhost"], body);
+    let shown = ok(mailbox(&srv.maildir(), &["show", "--peek", &id]));
+    (srv, id, shown)
+}
+
+#[test]
+fn show_prints_an_undecodable_part_as_stored_once() {
+    let (_srv, _, shown) = show_one(
+        "Subject: bad base64\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!not base64@@@\n",
+    );
+    let (head, body) = shown.split_once("\n\n").unwrap();
+    assert_eq!(head, "Subject: bad base64");
+    assert!(
+        body.starts_with("[this part could not be decoded (")
+            && body.trim_end().ends_with("; shown as stored]\n!!!not base64@@@"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("Return-Path") && !shown.contains("Received"),
+        "{shown}"
+    );
+}
+
 #[test]
 fn delete_and_count() {
     let (srv, ids) = three();
@@ -331,31 +358,42 @@ fn lines_of(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String>
     rx
 }
 
-#[test]
-fn watch_prints_arrivals_and_stops_on_sigint() {
-    let srv = TestServer::start();
-    deliver(&srv, &["bob@localhost"], "Subject: before\n\nold\n");
+/// A running `maildoor mailbox watch`, killed when dropped, so a failing
+/// test leaves none behind.
+struct Watching(Child);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `maildoor mailbox watch ARGS --maildir MD`, with `env` set; the child
+/// and its stdout and stderr lines.
+fn spawn_watch(
+    md: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Watching, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
-        .args(["mailbox", "watch", "--maildir"])
-        .arg(srv.maildir())
+        .args(["mailbox", "watch"])
+        .args(args)
+        .arg("--maildir")
+        .arg(md)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let out = lines_of(child.stdout.take().unwrap());
     let err = lines_of(child.stderr.take().unwrap());
-    let ready = err.recv_timeout(Duration::from_secs(20)).expect("watch starts");
-    assert!(ready.starts_with("watching "), "{ready}");
-    let id = deliver(&srv, &["bob@localhost"], MIME);
-    let line = out
-        .recv_timeout(Duration::from_secs(20))
-        .expect("a line for the new message");
-    assert!(line.contains(MIME_SUBJECT) && line.ends_with(" new"), "{line}");
-    let id2 = deliver(&srv, &["carol@localhost"], "Subject: second\n\nx\n");
-    let line2 = out.recv_timeout(Duration::from_secs(20)).expect("a second line");
-    assert!(line2.contains("second"), "{line2}");
-    assert!(!id.is_empty() && !id2.is_empty());
+    (Watching(child), out, err)
+}
 
+/// Stops a watch with SIGINT; it must exit with status 0.
+fn interrupt(mut watching: Watching) {
+    let child = &mut watching.0;
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -369,15 +407,76 @@ fn watch_prints_arrivals_and_stops_on_sigint() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let Some(exit) = exit else {
-        let _ = child.kill();
-        panic!("watch did not stop on SIGINT");
-    };
+    let exit = exit.expect("watch stops on SIGINT");
     assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn watch_prints_arrivals_and_stops_on_sigint() {
+    let srv = TestServer::start();
+    deliver(&srv, &["bob@localhost"], "Subject: before\n\nold\n");
+    let (child, out, err) = spawn_watch(&srv.maildir(), &[], &[]);
+    let ready = err.recv_timeout(Duration::from_secs(20)).expect("watch starts");
+    assert!(ready.starts_with("watching "), "{ready}");
+    let id = deliver(&srv, &["bob@localhost"], MIME);
+    let line = out
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a line for the new message");
+    assert!(line.contains(MIME_SUBJECT) && line.ends_with(" new"), "{line}");
+    let id2 = deliver(&srv, &["carol@localhost"], "Subject: second\n\nx\n");
+    let line2 = out.recv_timeout(Duration::from_secs(20)).expect("a second line");
+    assert!(line2.contains("second"), "{line2}");
+    assert!(!id.is_empty() && !id2.is_empty());
+
+    interrupt(child);
     assert!(
         out.try_iter().all(|l| !l.contains("before")),
         "old mail is not reported"
     );
+}
+
+/// With per-recipient delivery, `watch --user` for a mailbox that does not
+/// exist yet waits for it where the server will make it (the local part
+/// cut at the delimiter), and reports the message that creates it.
+#[test]
+fn watch_user_waits_for_a_per_recipient_maildir_to_be_created() {
+    let srv = TestServer::with(|s| {
+        s.per_recipient = true;
+        s.recipient_delimiter = Some('+');
+    });
+    let md = srv.maildir();
+    let own = md.join("localhost").join("newguy");
+    let env = [
+        ("MAILDOOR_DELIVERY", "per-recipient"),
+        ("MAILDOOR_RECIPIENT_DELIMITER", "+"),
+    ];
+    let (child, out, err) = spawn_watch(&md, &["--user", "NewGuy@localhost", "--json"], &env);
+    let waiting = err.recv_timeout(Duration::from_secs(20)).expect("watch starts");
+    assert_eq!(
+        waiting,
+        format!("waiting for {} to be created (Ctrl-C to stop)", own.display())
+    );
+    let send = |to: &str, subject: &str| {
+        let body = format!("Subject: {subject}\r\n\r\nhi\r\n");
+        let r = srv.client().deliver("alice@example.net", &[to], body.as_bytes());
+        assert_eq!(r.code, 250, "{}", r.text);
+    };
+    let next_subject = || {
+        let line = out.recv_timeout(Duration::from_secs(20)).expect("a message");
+        serde_json::from_str::<Value>(&line).unwrap()["subject"].clone()
+    };
+    send("other@localhost", "not for newguy");
+    send("newguy+tag@localhost", "first");
+    assert_eq!(next_subject(), "first");
+    let watching = err.recv_timeout(Duration::from_secs(20)).expect("watching line");
+    assert_eq!(
+        watching,
+        format!("watching {} (Ctrl-C to stop)", own.join("new").display())
+    );
+    send("newguy@localhost", "second");
+    assert_eq!(next_subject(), "second");
+    interrupt(child);
+    assert!(out.try_iter().all(|l| !l.contains("not for newguy")));
 }
 
 /// Fixtures for the real readers: MIME sent with swaks --data, and a
@@ -672,6 +771,29 @@ fn mblaze_lists_and_shows_what_maildoor_reads() {
         .output()
         .unwrap();
     assert_eq!(blob.stdout, (0u8..200).collect::<Vec<u8>>());
+}
+
+/// swaks-style mail: raw UTF-8 in a text/plain part that names no charset.
+/// maildoor reads it as UTF-8, and so does mblaze's mshow.
+#[test]
+fn undeclared_utf8_text_reads_as_utf8_like_mshow() {
+    let (srv, id, shown) = show_one(
+        "From: Jürgen <j@example.net>\nSubject: Grüße\nContent-Type: text/plain\n\nGrüße aus Köln\n",
+    );
+    assert_eq!(
+        shown.trim_end(),
+        "From: Jürgen <j@example.net>\nSubject: Grüße\n\nGrüße aus Köln"
+    );
+    if !have_tool("mshow") {
+        return;
+    }
+    let home = srv.dir.path().join("mblaze");
+    std::fs::create_dir_all(&home).unwrap();
+    let file = srv.file_of("new", &id);
+    let theirs = mblaze(&home, "mshow", &[], &[&file]);
+    let (_, text) = theirs.split_once(" ---\n").expect("mshow's part line");
+    let (_, ours) = shown.split_once("\n\n").unwrap();
+    assert_eq!(text.trim_end(), ours.trim_end());
 }
 
 /// Bonus reader: mutt in batch mode (through `script`, which gives it the

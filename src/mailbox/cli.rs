@@ -3,13 +3,13 @@
 //! them without a terminal.
 
 use std::io::Write;
-use std::path::Path;
 
 use clap::{Args, Subcommand};
 
 use super::list::Row;
 use super::message::normalize_address;
-use super::{read_message, render, watch, Folder, Mailbox, MailboxError};
+use super::watch::{self, Watched};
+use super::{read_message, render, Folder, Layout, Mailbox, MailboxError};
 
 /// `maildoor mailbox`: read the mail in the Maildir.
 #[derive(Debug, Args)]
@@ -17,7 +17,9 @@ pub struct MailboxArgs {
     /// Only mail for this address: the per-recipient Maildir
     /// <maildir>/<domain>/<local-part>/ when there is one (the local part
     /// cut at recipient_delimiter, as the server does), else the messages
-    /// whose envelope recipient, To or Cc is ADDR.
+    /// whose envelope recipient, To or Cc is ADDR. With delivery =
+    /// "per-recipient", `watch` waits for that Maildir when it does not
+    /// exist yet.
     #[arg(long, value_name = "ADDR", global = true)]
     pub user: Option<String>,
 
@@ -50,7 +52,9 @@ pub enum MailboxCmd {
         #[arg(long)]
         peek: bool,
     },
-    /// Print a line for each message arriving in new/, until Ctrl-C.
+    /// Print a line for each message arriving in new/, until Ctrl-C. With
+    /// --user and delivery = "per-recipient": in the user's own Maildir,
+    /// waiting for it to be created when it does not exist yet.
     Watch {
         /// One JSON object per line instead.
         #[arg(long)]
@@ -76,14 +80,14 @@ struct Selection {
     filter: Option<String>,
 }
 
-fn select(root: &Path, user: Option<&str>, delimiter: Option<char>) -> Result<Selection, MailboxError> {
+fn select(layout: &Layout<'_>, user: Option<&str>) -> Result<Selection, MailboxError> {
     match user {
         None => Ok(Selection {
-            mailbox: Mailbox::open(root)?,
+            mailbox: Mailbox::open(layout.root)?,
             filter: None,
         }),
         Some(user) => {
-            let (mailbox, own) = Mailbox::open_for_user(root, user, delimiter)?;
+            let (mailbox, own) = Mailbox::open_for_user(layout.root, user, layout.delimiter)?;
             Ok(Selection {
                 mailbox,
                 filter: (!own).then(|| normalize_address(user)),
@@ -99,32 +103,55 @@ fn stdout_error(e: std::io::Error) -> MailboxError {
     }
 }
 
-/// Runs one `maildoor mailbox` command on the Maildir at `root`, whose
-/// server cuts local parts at `delimiter` (`recipient_delimiter`).
-/// Results go to `out`; warnings (files that are not messages) to `err`.
+/// What `watch` looks at: the selection, except that with per-recipient
+/// delivery a user's Maildir that does not exist yet is waited for (the
+/// shared Maildir never gets their mail).
+fn watched(layout: &Layout<'_>, user: Option<&str>) -> Result<Watched, MailboxError> {
+    if let (Some(user), true) = (user, layout.per_recipient) {
+        let found = Mailbox::locate_user(layout.root, user, layout.delimiter)?;
+        if found.found.is_none() {
+            let expected = found
+                .expected
+                .ok_or_else(|| MailboxError::BadAddress(user.to_string()))?;
+            return Ok(Watched::Awaited {
+                root: layout.root.to_path_buf(),
+                user: user.to_string(),
+                delimiter: layout.delimiter,
+                expected,
+            });
+        }
+    }
+    let sel = select(layout, user)?;
+    Ok(Watched::Maildir(sel.mailbox, sel.filter))
+}
+
+/// Runs one `maildoor mailbox` command on the Maildir the server delivers
+/// into as `layout` says. Results go to `out`; warnings (files that are
+/// not messages) to `err`.
 pub fn run(
     args: &MailboxArgs,
-    root: &Path,
-    delimiter: Option<char>,
+    layout: &Layout<'_>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), MailboxError> {
-    let sel = select(root, args.user.as_deref(), delimiter)?;
+    let user = args.user.as_deref();
     match &args.cmd {
-        MailboxCmd::List { json } => list(&sel, *json, out, err),
+        MailboxCmd::List { json } => list(&select(layout, user)?, *json, out, err),
         MailboxCmd::Show {
             id,
             raw,
             headers,
             peek,
-        } => show(&sel.mailbox, id, *raw, *headers, *peek, out),
+        } => show(&select(layout, user)?.mailbox, id, *raw, *headers, *peek, out),
         MailboxCmd::Delete { id } => {
-            let entry = sel.mailbox.resolve(id)?;
-            sel.mailbox.delete(&entry)?;
+            let mailbox = select(layout, user)?.mailbox;
+            let entry = mailbox.resolve(id)?;
+            mailbox.delete(&entry)?;
             writeln!(out, "deleted {} ({})", entry.name.queue_id, entry.name.file).map_err(stdout_error)
         }
-        MailboxCmd::Count { json } => count(&sel, *json, out, err),
+        MailboxCmd::Count { json } => count(&select(layout, user)?, *json, out, err),
         MailboxCmd::Watch { json } => {
+            let what = watched(layout, user)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -132,14 +159,7 @@ pub fn run(
                     path: "<runtime>".into(),
                     source: e,
                 })?;
-            runtime.block_on(watch::watch(
-                &sel.mailbox,
-                sel.filter.as_deref(),
-                *json,
-                out,
-                err,
-                watch::interrupted(),
-            ))
+            runtime.block_on(watch::watch(what, *json, out, err, watch::interrupted()))
         }
     }
 }

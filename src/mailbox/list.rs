@@ -204,17 +204,22 @@ mod tests {
         assert_eq!(utc(-1, true), "1969-12-31T23:59:59Z");
     }
 
+    /// An entry for the file `file` in `dir`, delivered at `delivered`.
+    fn entry_in(dir: &std::path::Path, file: &str, delivered: u64) -> Entry {
+        Entry {
+            folder: super::super::Folder::New,
+            name: super::super::MessageName::parse(file),
+            path: dir.join(file),
+            delivered: (delivered, 0),
+            size: 0,
+            short: "abcdef0".into(),
+        }
+    }
+
     #[test]
     fn vanished_files_are_skipped_and_junk_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let entry = |file: &str| Entry {
-            folder: super::super::Folder::New,
-            name: super::super::MessageName::parse(file),
-            path: dir.path().join(file),
-            delivered: (0, 0),
-            size: 0,
-            short: "abcdef0".into(),
-        };
+        let entry = |file: &str| entry_in(dir.path(), file, 0);
         assert!(Row::read(&entry("gone")).is_none());
         std::fs::write(dir.path().join("junk"), b"no header here").unwrap();
         let row = Row::read(&entry("junk")).unwrap();
@@ -228,6 +233,34 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["valid"], false);
         assert_eq!(v["error"], "does not start with a header line");
+    }
+
+    #[test]
+    fn unreadable_date_is_dated_by_delivery_like_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let delivered = 1_795_606_291;
+        let shown = |file: &str, head: &str| {
+            std::fs::write(dir.path().join(file), head).unwrap();
+            let row = Row::read(&entry_in(dir.path(), file, delivered)).unwrap();
+            let mut line = Vec::new();
+            row.write_line(&mut line).unwrap();
+            let mut json = Vec::new();
+            row.write_json(&mut json).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            (String::from_utf8(line).unwrap(), v)
+        };
+        let (line, missing) = shown("missing", "Subject: x\n\n");
+        assert!(line.contains(" 2026-11-25 11:31 "), "{line}");
+        assert_eq!(missing["date"], serde_json::Value::Null);
+        for bad in ["not a date", "Jan 2026", "99 Foo 2026"] {
+            let (line, v) = shown("bad", &format!("Subject: x\nDate: {bad}\n\n"));
+            assert!(line.contains(" 2026-11-25 11:31 "), "{bad}: {line}");
+            assert_eq!(v["date"], bad);
+            assert_eq!(v["date_unix"], missing["date_unix"], "{bad}");
+            assert_eq!(v["date_utc"], missing["date_utc"], "{bad}");
+        }
+        assert_eq!(missing["date_unix"], serde_json::Value::Null);
+        assert_eq!(missing["date_utc"], "2026-11-25T11:31:31Z");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use serde::Serialize;
 pub struct Summary {
     /// `Date:` as written.
     pub date: Option<String>,
-    /// `Date:` as seconds since the epoch, when it parses.
+    /// `Date:` as seconds since the epoch, when it parses ([`parse_date`]);
+    /// `None` when the header is missing or unreadable, and then readers
+    /// date the message by its delivery.
     pub date_unix: Option<i64>,
     /// `From:`, decoded.
     pub from: String,
@@ -107,7 +109,7 @@ pub fn summarize(raw: &[u8]) -> Result<Summary, Invalid> {
             .join(", ")
     };
     let date = headers.get_first_header("Date").map(|h| decode_value(h));
-    let date_unix = date.as_deref().and_then(|d| mailparse::dateparse(d).ok());
+    let date_unix = date.as_deref().and_then(parse_date);
     Ok(Summary {
         date_unix,
         date,
@@ -118,6 +120,15 @@ pub fn summarize(raw: &[u8]) -> Result<Summary, Invalid> {
         message_id: get("Message-ID"),
         envelope_to: envelope_recipients(&headers),
     })
+}
+
+/// A `Date:` value as seconds since the epoch, or `None` when it names no
+/// date. mailparse's `dateparse` skips words it does not know and answers
+/// 0 when nothing was left (`"not a date"`, `"Jan 2026"`), so 0 is taken
+/// as no date: a header that really says 1970-01-01 00:00:00 UTC is dated
+/// like one that is missing, by the delivery.
+pub fn parse_date(value: &str) -> Option<i64> {
+    mailparse::dateparse(value).ok().filter(|&secs| secs != 0)
 }
 
 /// The recipients in maildoor's own `Received:` header (the first one
@@ -220,6 +231,22 @@ mod tests {
         assert_eq!(s.subject, "Grüße");
         let s = summarize(b"Subject: K\xf6ln\n\n").unwrap();
         assert_eq!(s.subject, "Köln");
+    }
+
+    #[test]
+    fn unreadable_date_is_no_date() {
+        for bad in [
+            "not a date",
+            "Jan 2026",
+            "32 Nov 2026 10:00:00 +0000",
+            "25 Nov 2026 xx:00",
+        ] {
+            let s = summarize(format!("Date: {bad}\n\n").as_bytes()).unwrap();
+            assert_eq!(s.date.as_deref(), Some(bad));
+            assert_eq!(s.date_unix, None, "{bad}");
+        }
+        assert_eq!(summarize(b"Subject: x\n\n").unwrap().date_unix, None);
+        assert_eq!(parse_date("25 Nov 2026 11:31:31 GMT"), Some(1_795_606_291));
     }
 
     #[test]

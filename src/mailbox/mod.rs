@@ -125,6 +125,30 @@ impl Entry {
     }
 }
 
+/// How the server lays out the Maildir it delivers into: what `--user`
+/// needs to find a user's mail.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    /// The configured `maildir`.
+    pub root: &'a Path,
+    /// `delivery = "per-recipient"`: each recipient's mail goes to
+    /// `<root>/<domain>/<local-part>/`, made on its first delivery.
+    pub per_recipient: bool,
+    /// `recipient_delimiter`: `bob+tag` is delivered to `bob`.
+    pub delimiter: Option<char>,
+}
+
+/// Where a user's own (per-recipient) Maildir is, or will be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMaildir {
+    /// The directory that holds it now, if one does.
+    pub found: Option<PathBuf>,
+    /// Where the server makes it on the user's first delivery (the local
+    /// part in lower case, cut at the delimiter); `None` when that cut
+    /// leaves nothing a directory can be named after.
+    pub expected: Option<PathBuf>,
+}
+
 /// A Maildir opened for reading.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
@@ -155,6 +179,21 @@ impl Mailbox {
         user: &str,
         delimiter: Option<char>,
     ) -> Result<(Self, bool), MailboxError> {
+        match Mailbox::locate_user(root, user, delimiter)?.found {
+            Some(dir) => Ok((Mailbox::open(dir)?, true)),
+            None => Ok((Mailbox::open(root)?, false)),
+        }
+    }
+
+    /// Where the per-recipient Maildir of `user` (`local@domain`) is under
+    /// `root`, or will be: `root/<domain>/<local>/`, trying the local part
+    /// as typed, in lower case, and cut at `delimiter` (the server's
+    /// `recipient_delimiter`), in that order.
+    pub fn locate_user(
+        root: &Path,
+        user: &str,
+        delimiter: Option<char>,
+    ) -> Result<UserMaildir, MailboxError> {
         let addr = message::normalize_address(user);
         let (local, domain) = addr
             .rsplit_once('@')
@@ -165,13 +204,15 @@ impl Mailbox {
         let typed = user.trim().trim_start_matches('<').trim_end_matches('>');
         let typed_local = typed.rsplit_once('@').map_or(local, |(l, _)| l);
         let base = delimiter.and_then(|d| local.split(d).next()).unwrap_or(local);
-        for l in [typed_local, local, base] {
-            let dir = root.join(domain).join(l);
-            if safe_component(l) && dir.is_dir() {
-                return Ok((Mailbox::open(dir)?, true));
-            }
-        }
-        Ok((Mailbox::open(root)?, false))
+        let dir = |l: &str| safe_component(l).then(|| root.join(domain).join(l));
+        let found = [typed_local, local, base]
+            .into_iter()
+            .filter_map(dir)
+            .find(|d| d.is_dir());
+        Ok(UserMaildir {
+            found,
+            expected: dir(base),
+        })
     }
 
     /// The Maildir's top directory.

@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use mailparse::body::Body;
 use mailparse::{DispositionType, MailHeaderMap, ParsedMail};
 
 use super::message::{check, decode_value, sanitize, Invalid};
@@ -30,6 +31,9 @@ pub struct Readable {
     pub headers: Vec<(String, String)>,
     /// The text/plain body, decoded; `None` when the message has none.
     pub text: Option<String>,
+    /// Why the text's transfer encoding could not be undone, when it could
+    /// not: `text` is then that part's body as stored.
+    pub undecoded: Option<String>,
     /// Everything else worth naming.
     pub attachments: Vec<Attachment>,
 }
@@ -51,6 +55,64 @@ fn part_name(part: &ParsedMail<'_>) -> Option<String> {
         .get("filename")
         .or_else(|| part.ctype.params.get("name"))
         .map(|n| decode_words(n))
+}
+
+/// The names IANA registers for US-ASCII (with `csascii`). encoding_rs
+/// reads the WHATWG ones (`us-ascii`, `ascii`, `ansi_x3.4-1968`) as
+/// windows-1252, and the others not at all.
+const ASCII_LABELS: [&str; 11] = [
+    "us-ascii",
+    "ascii",
+    "ansi_x3.4-1968",
+    "ansi_x3.4-1986",
+    "iso-ir-6",
+    "iso_646.irv:1991",
+    "iso646-us",
+    "us",
+    "ibm367",
+    "cp367",
+    "csascii",
+];
+
+/// True when a part names no charset, or names US-ASCII.
+fn declares_ascii(part: &ParsedMail<'_>) -> bool {
+    part.ctype
+        .params
+        .get("charset")
+        .is_none_or(|c| ASCII_LABELS.contains(&c.trim().to_ascii_lowercase().as_str()))
+}
+
+/// A part's body exactly as stored, transfer encoding not undone.
+fn stored_body<'a>(part: &'a ParsedMail<'a>) -> &'a [u8] {
+    match part.get_body_encoded() {
+        Body::Base64(b) | Body::QuotedPrintable(b) => b.get_raw(),
+        Body::SevenBit(b) | Body::EightBit(b) => b.get_raw(),
+        Body::Binary(b) => b.get_raw(),
+    }
+}
+
+/// The text of a part: transfer encoding undone, then the charset. Text
+/// that names no charset (or US-ASCII) but is not ASCII is read as UTF-8
+/// when it is valid UTF-8, as swaks and many scripts send it and as mblaze
+/// reads it; otherwise the declared charset applies (mailparse reads
+/// US-ASCII as windows-1252). When the transfer encoding cannot be undone,
+/// the part's own body as stored, and why.
+fn part_text(part: &ParsedMail<'_>) -> (String, Option<String>) {
+    let decoded = part.get_body_raw().and_then(|bytes| {
+        if declares_ascii(part) && !bytes.is_ascii() {
+            if let Ok(utf8) = String::from_utf8(bytes) {
+                return Ok(utf8);
+            }
+        }
+        part.get_body()
+    });
+    match decoded {
+        Ok(text) => (text, None),
+        Err(why) => (
+            String::from_utf8_lossy(stored_body(part)).into_owned(),
+            Some(why.to_string()),
+        ),
+    }
 }
 
 /// Decodes encoded words a sender left in a parameter value (common for
@@ -80,6 +142,7 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
         })
         .collect();
     let mut text = None;
+    let mut undecoded = None;
     let mut attachments = Vec::new();
     for part in mail.parts() {
         if part.ctype.mimetype.starts_with("multipart/") && !part.subparts.is_empty() {
@@ -87,11 +150,9 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
         }
         let inline_text = part.ctype.mimetype == "text/plain" && !is_attachment(part);
         if inline_text && text.is_none() {
-            // An undecodable body is shown as it is stored rather than not at all.
-            let body = part
-                .get_body()
-                .unwrap_or_else(|_| String::from_utf8_lossy(part.raw_bytes).into_owned());
+            let (body, why) = part_text(part);
             text = Some(body.replace("\r\n", "\n"));
+            undecoded = why;
             continue;
         }
         if part.ctype.mimetype.starts_with("multipart/") {
@@ -107,6 +168,7 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
     Ok(Readable {
         headers,
         text,
+        undecoded,
         attachments,
     })
 }
@@ -133,6 +195,13 @@ pub fn write_readable(out: &mut dyn Write, r: &Readable) -> io::Result<()> {
     writeln!(out)?;
     match &r.text {
         Some(text) => {
+            if let Some(why) = &r.undecoded {
+                writeln!(
+                    out,
+                    "[this part could not be decoded ({}); shown as stored]",
+                    sanitize(why, false)
+                )?;
+            }
             let text = sanitize(text, true);
             out.write_all(text.as_bytes())?;
             if !text.is_empty() && !text.ends_with('\n') {
@@ -217,6 +286,64 @@ mod tests {
         assert_eq!(r.text, None);
         assert_eq!(r.attachments.len(), 1);
         assert!(readable(b"not a message").is_err());
+    }
+
+    #[test]
+    fn undecodable_body_is_the_part_as_stored_never_the_headers() {
+        let single = "Return-Path: <a@b>\nReceived: from x by y; now\nSubject: bad\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!not base64@@@\n";
+        let multi = "Subject: bad\nContent-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!not base64@@@\n--B--\n";
+        for raw in [single, multi] {
+            let r = readable(raw.as_bytes()).unwrap();
+            assert_eq!(r.text.as_deref(), Some("!!!not base64@@@\n"), "{raw}");
+            assert!(
+                r.undecoded.as_deref().is_some_and(|w| w.contains("ase64")),
+                "{r:?}"
+            );
+            let mut out = Vec::new();
+            write_readable(&mut out, &r).unwrap();
+            let out = String::from_utf8(out).unwrap();
+            assert!(
+                out.starts_with("Subject: bad\n\n[this part could not be decoded (")
+                    && out.ends_with("; shown as stored]\n!!!not base64@@@\n"),
+                "{out}"
+            );
+        }
+        let r = readable(MIME.as_bytes()).unwrap();
+        assert_eq!(r.undecoded, None);
+    }
+
+    #[test]
+    fn undeclared_8bit_text_is_utf8_when_it_is_valid_utf8() {
+        let text = |raw: &[u8]| readable(raw).unwrap().text.unwrap();
+        // No charset, US-ASCII under any of its names, no Content-Type at all,
+        // 8bit or base64: raw UTF-8 reads as UTF-8.
+        for ctype in [
+            "Content-Type: text/plain\n",
+            "Content-Type: text/plain; charset=us-ascii\n",
+            "Content-Type: text/plain; charset=\"US-ASCII\"\n",
+            "Content-Type: text/plain; charset=ANSI_X3.4-1968\n",
+            "Content-Type: text/plain; charset=iso646-us\n",
+            "Content-Transfer-Encoding: 8bit\n",
+            "",
+        ] {
+            let raw = format!("Subject: Grüße\n{ctype}\nGrüße\n");
+            assert_eq!(text(raw.as_bytes()), "Grüße\n", "{ctype:?}");
+            let r = readable(raw.as_bytes()).unwrap();
+            assert_eq!(r.headers, [("Subject".to_string(), "Grüße".to_string())]);
+        }
+        let b64 = "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\nR3LDvMOfZQ==\n";
+        assert_eq!(text(b64.as_bytes()), "Grüße");
+        // Not UTF-8: as before (US-ASCII read as windows-1252).
+        assert_eq!(text(b"Content-Type: text/plain\n\nGr\xfc\xdfe\n"), "Grüße\n");
+        // A declared charset wins, even over bytes that are valid UTF-8.
+        let latin1 = "Content-Type: text/plain; charset=iso-8859-1\n\nGrüße\n";
+        assert_eq!(text(latin1.as_bytes()), "GrÃ¼ÃŸe\n");
+        let jis = b"Content-Type: text/plain; charset=ISO-2022-JP\n\n\x1b$B$3$s$K$A$O\x1b(B\n";
+        assert_eq!(text(jis), "こんにちは\n");
+        assert_eq!(
+            text(b"Content-Type: text/plain; charset=windows-1252\n\n\x80\n"),
+            "€\n"
+        );
     }
 
     #[test]

@@ -151,6 +151,41 @@ fn per_user_maildir_or_shared() {
 }
 
 #[test]
+fn a_user_maildir_is_expected_where_the_server_will_make_it() {
+    let (dir, _) = maildir();
+    let root = dir.path();
+    let bob = root.join("example.org").join("bob");
+    let at = |user: &str, delimiter| Mailbox::locate_user(root, user, delimiter).unwrap();
+    // Not there yet: expected at the lower-case local part, cut at the
+    // delimiter, as the server names it.
+    for (user, delimiter) in [
+        ("bob@example.org", None),
+        ("<Bob@Example.ORG>", None),
+        ("Bob+News@example.org", Some('+')),
+    ] {
+        let u = at(user, delimiter);
+        assert_eq!(u.found, None, "{user}");
+        assert_eq!(u.expected.as_deref(), Some(bob.as_path()), "{user}");
+    }
+    assert_eq!(
+        at("bob+news@example.org", None).expected,
+        Some(root.join("example.org").join("bob+news"))
+    );
+    // A local part that the delimiter cuts to nothing names no mailbox.
+    assert_eq!(at("+news@example.org", Some('+')).expected, None);
+    fs::create_dir_all(bob.join("new")).unwrap();
+    assert_eq!(at("Bob+News@example.org", Some('+')).found, Some(bob.clone()));
+    // open_for_user reads what locate_user found, once it is a Maildir.
+    assert!(Mailbox::open_for_user(root, "bob@example.org", None).is_err());
+    for sub in ["cur", "tmp"] {
+        fs::create_dir(bob.join(sub)).unwrap();
+    }
+    let (mb, own) = Mailbox::open_for_user(root, "bob@example.org", None).unwrap();
+    assert!(own);
+    assert_eq!(mb.root(), bob);
+}
+
+#[test]
 fn header_block_stops_at_the_empty_line() {
     let (dir, _) = maildir();
     put(dir.path(), "new", "m", "A: b\r\nC: d\r\n\r\nbody\n");

@@ -1,14 +1,36 @@
 //! `maildoor mailbox watch`: a line for each message that arrives in
 //! `new/`, found by looking at the directory every [`POLL`] (portable, no
-//! inotify dependency), until SIGINT or SIGTERM.
+//! inotify dependency), until SIGINT or SIGTERM. A user's per-recipient
+//! Maildir that does not exist yet is looked for at the same pace, and
+//! watched from its first message on.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::list::Row;
 use super::{Folder, Mailbox, MailboxError};
+
+/// What `watch` looks at.
+#[derive(Debug)]
+pub enum Watched {
+    /// A Maildir, and the user (normalised address) whose messages to
+    /// keep when it is the shared one.
+    Maildir(Mailbox, Option<String>),
+    /// A user's per-recipient Maildir that is not there yet.
+    Awaited {
+        /// The Maildir root.
+        root: PathBuf,
+        /// The address, as given to `--user`.
+        user: String,
+        /// The server's `recipient_delimiter`.
+        delimiter: Option<char>,
+        /// Where the server will make it.
+        expected: PathBuf,
+    },
+}
 
 /// How often `new/` is looked at.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -23,13 +45,32 @@ fn names_in_new(mb: &Mailbox) -> Result<HashSet<String>, MailboxError> {
         .collect())
 }
 
-/// Watches `mb` until `stop` completes; `filter` keeps messages for one
-/// user (normalised address); `json` prints JSON lines. The line
+/// The user's Maildir once it is there with `cur/`, `new/` and `tmp/` (the
+/// server makes them one after the other), found as `--user` finds it.
+fn appeared(root: &Path, user: &str, delimiter: Option<char>) -> Result<Option<Mailbox>, MailboxError> {
+    match Mailbox::locate_user(root, user, delimiter)?.found {
+        Some(dir) => match Mailbox::open(dir) {
+            Ok(mb) => Ok(Some(mb)),
+            Err(MailboxError::NotMaildir(_)) => Ok(None),
+            Err(e) => Err(e),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Writes a progress line to `err` (stderr: it is no result).
+fn say(err: &mut dyn Write, line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(err, "{line} (Ctrl-C to stop)");
+    let _ = err.flush();
+}
+
+/// Watches until `stop` completes; `json` prints JSON lines. The line
 /// `watching <dir>` goes to `err` once the messages already there are
-/// known, so whatever arrives after it is reported.
+/// known, so whatever arrives after it is reported. An awaited Maildir
+/// gets `waiting for <dir> to be created` first; every message in it
+/// when it appears is reported, those that created it among them.
 pub async fn watch(
-    mb: &Mailbox,
-    filter: Option<&str>,
+    what: Watched,
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -39,16 +80,36 @@ pub async fn watch(
         path: "<stdout>".into(),
         source: e,
     };
-    let mut known = names_in_new(mb)?;
-    let _ = writeln!(
-        err,
-        "watching {} (Ctrl-C to stop)",
-        mb.root().join("new").display()
-    );
-    let _ = err.flush();
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mb, filter, mut known) = match what {
+        Watched::Maildir(mb, filter) => {
+            let known = names_in_new(&mb)?;
+            (mb, filter, known)
+        }
+        Watched::Awaited {
+            root,
+            user,
+            delimiter,
+            expected,
+        } => {
+            say(
+                err,
+                format_args!("waiting for {} to be created", expected.display()),
+            );
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                if let Some(mb) = appeared(&root, &user, delimiter)? {
+                    break (mb, None, HashSet::new());
+                }
+            }
+        }
+    };
+    say(err, format_args!("watching {}", mb.root().join("new").display()));
     loop {
         tokio::select! {
             _ = &mut stop => return Ok(()),
@@ -64,7 +125,7 @@ pub async fn watch(
             let Some(row) = Row::read_warning(entry, err) else {
                 continue;
             };
-            if filter.is_some_and(|u| !row.is_for(u)) {
+            if filter.as_deref().is_some_and(|u| !row.is_for(u)) {
                 continue;
             }
             if json {
