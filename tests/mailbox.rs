@@ -297,7 +297,7 @@ fn delete_and_count() {
 
 #[test]
 fn bad_input_is_a_clear_error() {
-    let (srv, _) = three();
+    let (srv, ids) = three();
     let md = srv.maildir();
     let err = fails(mailbox(&md, &["show", "1"]));
     assert!(
@@ -317,7 +317,7 @@ fn bad_input_is_a_clear_error() {
         let err = fails(mailbox(&not, args));
         assert!(err.contains("is not a Maildir"), "{args:?}: {err}");
     }
-    assert!(fails(mailbox(&srv.dir.path().join("missing"), &["list"])).contains("is not a Maildir"));
+    assert!(fails(mailbox(&srv.dir.path().join("missing"), &["list"])).contains("missing does not exist"));
 
     // A file that is not a message is listed with a warning; dot files and
     // tmp/ are ignored.
@@ -343,6 +343,19 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(raw.stdout, b"\x00\x01 not mail");
     ok(mailbox(&md, &["delete", "1700000000.M1P1Q1"]));
     assert_eq!(ok(mailbox(&md, &["count"])), "3 total, 3 new, 0 seen\n");
+
+    // Shown, but the move to cur/ fails (a directory has its name): the
+    // message is printed, and the error says what did not happen.
+    let first = md.join("new").read_dir().unwrap().map(|e| e.unwrap().file_name());
+    let first = first
+        .map(|n| n.to_string_lossy().into_owned())
+        .find(|n| n.starts_with(&ids[0]))
+        .unwrap();
+    std::fs::create_dir(md.join("cur").join(format!("{first}:2,S"))).unwrap();
+    let out = mailbox(&md, &["show", &ids[0]]);
+    let err = fails(out.clone());
+    assert!(err.contains("shown but could not be marked seen"), "{err}");
+    assert!(!out.stdout.is_empty());
 }
 
 /// Lines of a child's pipe, through a channel, so reads can time out.

@@ -229,7 +229,8 @@ fn show(
     }
     out.flush().map_err(stdout_error)?;
     if !peek {
-        mb.mark_seen(&entry)?;
+        mb.mark_seen(&entry)
+            .map_err(|e| MailboxError::NotMarkedSeen(Box::new(e)))?;
     }
     Ok(())
 }

@@ -49,6 +49,12 @@ pub enum MailboxError {
     /// The directory lacks `cur/`, `new/` or `tmp/`.
     #[error("{0} is not a Maildir (it needs cur/, new/ and tmp/ directories)")]
     NotMaildir(PathBuf),
+    /// Nothing is at the path given as the Maildir.
+    #[error("{0} does not exist (no mail delivered there yet, or another --maildir meant?)")]
+    Missing(PathBuf),
+    /// `show` printed the message but could not move it to `cur/`.
+    #[error("the message was shown but could not be marked seen: {0}")]
+    NotMarkedSeen(Box<MailboxError>),
     /// No message matches the id.
     #[error("no message with id {0:?}")]
     UnknownId(String),
@@ -162,6 +168,9 @@ impl Mailbox {
     /// Opens the Maildir at `root`; it must have `cur/`, `new/` and `tmp/`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, MailboxError> {
         let root = root.into();
+        if !root.exists() {
+            return Err(MailboxError::Missing(root));
+        }
         if ["cur", "new", "tmp"].iter().any(|d| !root.join(d).is_dir()) {
             return Err(MailboxError::NotMaildir(root));
         }
