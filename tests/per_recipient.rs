@@ -73,6 +73,19 @@ fn each_recipient_gets_a_private_copy() {
     };
     assert_eq!(count("+"), "1 total, 1 new, 0 seen\n");
     assert_eq!(count(""), "0 total, 0 new, 0 seen\n");
+    // Without --user, the reader says where per-recipient mail is.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maildoor"))
+        .args(["mailbox", "count", "--maildir"])
+        .arg(&root)
+        .env("MAILDOOR_DELIVERY", "per-recipient")
+        .output()
+        .expect("run maildoor mailbox");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("delivery is per-recipient") && err.contains("--user"),
+        "{err}"
+    );
 }
 
 #[test]

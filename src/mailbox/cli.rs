@@ -135,6 +135,15 @@ pub fn run(
     err: &mut dyn Write,
 ) -> Result<(), MailboxError> {
     let user = args.user.as_deref();
+    if layout.per_recipient && user.is_none() {
+        // The shared Maildir gets no mail in this layout: say where it is.
+        let _ = writeln!(
+            err,
+            "note: delivery is per-recipient, so mail is in {}/<domain>/<local-part>/; \
+             give --user ADDR to read one recipient's",
+            layout.root.display()
+        );
+    }
     match &args.cmd {
         MailboxCmd::List { json } => list(&select(layout, user)?, *json, out, err),
         MailboxCmd::Show {
