@@ -144,17 +144,30 @@ fn display_addresses(value: &str) -> String {
     }
 }
 
-/// `s` sanitised for a terminal, cut or padded to exactly `width` chars.
+/// `s` sanitised for a terminal, cut or padded to exactly `width`
+/// terminal columns (a CJK character takes two, a combining mark none).
 fn fit(s: &str, width: usize) -> String {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
     let s = sanitize(s, false);
-    let n = s.chars().count();
-    if n > width {
-        let mut cut: String = s.chars().take(width.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    } else {
-        format!("{s}{}", " ".repeat(width - n))
+    let n = s.width();
+    if n <= width {
+        return format!("{s}{}", " ".repeat(width - n));
     }
+    // Cut to leave one column for the ellipsis, then pad what a wide
+    // character at the cut would have left over.
+    let mut cut = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width.saturating_sub(1) {
+            break;
+        }
+        cut.push(c);
+        used += w;
+    }
+    cut.push('…');
+    used += 1;
+    format!("{cut}{}", " ".repeat(width.saturating_sub(used)))
 }
 
 /// A Unix time in UTC: `2026-11-25 11:31:31`, or RFC 3339
@@ -268,6 +281,10 @@ mod tests {
         assert_eq!(fit("abc", 5), "abc  ");
         assert_eq!(fit("abcdef", 5), "abcd…");
         assert_eq!(fit("Grüße\x1b", 6), "Grüße\u{FFFD}");
+        // Wide characters count two columns, both whole and when cut.
+        assert_eq!(fit("日本語", 8), "日本語  ");
+        assert_eq!(fit("日本語の件名", 6), "日本… ");
+        assert_eq!(fit("日本語の件名", 7), "日本語…");
         assert_eq!(display_names("=?x?= <a@b>, \"C D\" <c@d>"), "=?x?=, C D");
         assert_eq!(display_addresses("A <a@b>, c@d"), "a@b, c@d");
     }
