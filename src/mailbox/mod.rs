@@ -9,6 +9,7 @@
 //! Headers and bodies are decoded with mailparse ([`message`], [`render`]).
 
 pub mod cli;
+mod html;
 pub mod list;
 pub mod message;
 pub mod name;

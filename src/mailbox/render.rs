@@ -34,6 +34,8 @@ pub struct Readable {
     /// Why the text's transfer encoding could not be undone, when it could
     /// not: `text` is then that part's body as stored.
     pub undecoded: Option<String>,
+    /// `text` is the message's HTML made plain (it has no text/plain).
+    pub from_html: bool,
     /// Everything else worth naming.
     pub attachments: Vec<Attachment>,
 }
@@ -143,16 +145,26 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
         .collect();
     let mut text = None;
     let mut undecoded = None;
+    let mut html = None;
     let mut attachments = Vec::new();
     for part in mail.parts() {
         if part.ctype.mimetype.starts_with("multipart/") && !part.subparts.is_empty() {
             continue;
         }
-        let inline_text = part.ctype.mimetype == "text/plain" && !is_attachment(part);
-        if inline_text && text.is_none() {
+        let inline = !is_attachment(part);
+        if inline && part.ctype.mimetype == "text/plain" && text.is_none() {
             let (body, why) = part_text(part);
             text = Some(body.replace("\r\n", "\n"));
             undecoded = why;
+            continue;
+        }
+        if inline && part.ctype.mimetype == "text/html" {
+            // The message's body in HTML (an alternative to its text, or
+            // its only form), not an attachment: kept in case there is no
+            // text/plain.
+            if html.is_none() {
+                html = Some(part_text(part));
+            }
             continue;
         }
         if part.ctype.mimetype.starts_with("multipart/") {
@@ -165,10 +177,20 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
             size,
         });
     }
+    let from_html = text.is_none() && html.is_some();
+    if let (None, Some((body, why))) = (&text, html) {
+        // Undecodable HTML is shown as stored, like undecodable text.
+        text = Some(match why {
+            None => super::html::to_text(&body),
+            Some(_) => body.replace("\r\n", "\n"),
+        });
+        undecoded = why;
+    }
     Ok(Readable {
         headers,
         text,
         undecoded,
+        from_html,
         attachments,
     })
 }
@@ -195,6 +217,9 @@ pub fn write_readable(out: &mut dyn Write, r: &Readable) -> io::Result<()> {
     writeln!(out)?;
     match &r.text {
         Some(text) => {
+            if r.from_html {
+                writeln!(out, "[no text/plain part; the HTML part as text]")?;
+            }
             if let Some(why) = &r.undecoded {
                 writeln!(
                     out,
@@ -281,10 +306,20 @@ mod tests {
     fn base64_latin1_body_and_no_text() {
         let raw = "Subject: x\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: base64\n\nS/Zsbg==\n";
         assert_eq!(readable(raw.as_bytes()).unwrap().text.as_deref(), Some("Köln"));
-        let raw = "Subject: x\nContent-Type: text/html\n\n<p>hi</p>\n";
+        let raw = "Subject: x\nContent-Type: text/html\n\n<p>hi &amp; bye</p>\n";
         let r = readable(raw.as_bytes()).unwrap();
-        assert_eq!(r.text, None);
-        assert_eq!(r.attachments.len(), 1);
+        assert_eq!((r.text.as_deref(), r.from_html), (Some("hi & bye\n"), true));
+        assert!(r.attachments.is_empty());
+        // With both, the text is shown and the HTML alternative is not
+        // listed as an attachment; an HTML file attached still is.
+        let raw = "Subject: x\nContent-Type: multipart/mixed; boundary=M\n\n--M\n\
+            Content-Type: multipart/alternative; boundary=A\n\n--A\nContent-Type: text/plain\n\nplain\n\
+            --A\nContent-Type: text/html\n\n<p>html</p>\n--A--\n--M\nContent-Type: text/html\n\
+            Content-Disposition: attachment; filename=page.html\n\n<p>file</p>\n--M--\n";
+        let r = readable(raw.as_bytes()).unwrap();
+        assert_eq!((r.text.as_deref(), r.from_html), (Some("plain\n"), false));
+        let names: Vec<_> = r.attachments.iter().map(|a| a.name.as_deref()).collect();
+        assert_eq!(names, [Some("page.html")]);
         assert!(readable(b"not a message").is_err());
     }
 

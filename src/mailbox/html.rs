@@ -1,0 +1,339 @@
+//! HTML made readable as plain text, for `mailbox show` of a message that
+//! has no text/plain part. Not a renderer: tags go, block-level tags and
+//! `<br>` become line breaks, list items get a dash, links keep their
+//! address, `<script>`, `<style>`, `<head>` and comments are dropped, and
+//! character references are decoded. Runs of white space collapse as a
+//! browser would collapse them, except inside `<pre>`.
+
+/// Tags that start and end a paragraph (a blank line around them).
+const PARAGRAPHS: [&str; 14] = [
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "table",
+    "ul",
+    "ol",
+    "dl",
+    "hr",
+];
+
+/// Tags that start and end a line.
+const LINES: [&str; 9] = [
+    "div", "tr", "li", "dt", "dd", "section", "article", "header", "footer",
+];
+
+/// Elements whose content is not text for a reader.
+const HIDDEN: [&str; 4] = ["script", "style", "head", "title"];
+
+/// The text of `html`.
+pub fn to_text(html: &str) -> String {
+    let mut out = Text::default();
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        out.push_text(rest.get(..lt).unwrap_or_default());
+        rest = rest.get(lt..).unwrap_or_default();
+        if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after
+                .find("-->")
+                .map_or("", |end| after.get(end + 3..).unwrap_or_default());
+            continue;
+        }
+        let Some(gt) = rest.find('>') else {
+            // A '<' that opens no tag is text.
+            out.push_text(rest);
+            rest = "";
+            break;
+        };
+        let tag = Tag::parse(rest.get(1..gt).unwrap_or_default());
+        rest = rest.get(gt + 1..).unwrap_or_default();
+        if !tag.closing && HIDDEN.contains(&tag.name.as_str()) {
+            // Skip to the matching close tag (or the end).
+            let close = format!("</{}", tag.name);
+            let lower = rest.to_ascii_lowercase();
+            rest = match lower.find(&close) {
+                Some(at) => {
+                    let from = rest.get(at..).unwrap_or_default();
+                    from.find('>')
+                        .map_or("", |g| from.get(g + 1..).unwrap_or_default())
+                }
+                None => "",
+            };
+            continue;
+        }
+        out.tag(&tag);
+    }
+    out.push_text(rest);
+    out.finish()
+}
+
+/// One tag: its lower-case name, whether it closes, and its `href`.
+struct Tag {
+    name: String,
+    closing: bool,
+    href: Option<String>,
+}
+
+impl Tag {
+    fn parse(inner: &str) -> Tag {
+        let inner = inner.trim();
+        let (closing, inner) = match inner.strip_prefix('/') {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, inner),
+        };
+        let name: String = inner
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let href = (name == "a" && !closing)
+            .then(|| attribute(inner, "href"))
+            .flatten();
+        Tag { name, closing, href }
+    }
+}
+
+/// The value of attribute `name` in a tag's inside, quoted or not.
+fn attribute(inner: &str, name: &str) -> Option<String> {
+    let lower = inner.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower.get(from..).and_then(|l| l.find(name)).map(|i| i + from) {
+        from = at + name.len();
+        let before_ok = at == 0 || lower.as_bytes().get(at - 1).is_some_and(u8::is_ascii_whitespace);
+        let rest = inner.get(from..).unwrap_or_default().trim_start();
+        let Some(value) = rest.strip_prefix('=').map(str::trim_start) else {
+            continue;
+        };
+        if !before_ok {
+            continue;
+        }
+        let v = match value.chars().next() {
+            Some(q @ ('"' | '\'')) => value.get(1..).and_then(|v| v.split(q).next()),
+            _ => value.split(|c: char| c.is_ascii_whitespace()).next(),
+        };
+        return v.map(decode_entities);
+    }
+    None
+}
+
+/// Decodes character references: the common named ones and `&#N;` /
+/// `&#xH;`. Anything else stays as written.
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(rest.get(..amp).unwrap_or_default());
+        rest = rest.get(amp..).unwrap_or_default();
+        let semi = rest.find(';').filter(|&i| i <= 10);
+        let decoded = semi.and_then(|i| entity(rest.get(1..i).unwrap_or_default()));
+        match (semi, decoded) {
+            (Some(i), Some(c)) => {
+                out.push(c);
+                rest = rest.get(i + 1..).unwrap_or_default();
+            }
+            _ => {
+                out.push('&');
+                rest = rest.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn entity(name: &str) -> Option<char> {
+    if let Some(num) = name.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse().ok()?,
+        };
+        return char::from_u32(code).filter(|c| !c.is_control() || c.is_whitespace());
+    }
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => '\u{a0}',
+        "copy" => '©',
+        "reg" => '®',
+        "euro" => '€',
+        "ndash" => '–',
+        "mdash" => '—',
+        "hellip" => '…',
+        "laquo" => '«',
+        "raquo" => '»',
+        "auml" => 'ä',
+        "ouml" => 'ö',
+        "uuml" => 'ü',
+        "Auml" => 'Ä',
+        "Ouml" => 'Ö',
+        "Uuml" => 'Ü',
+        "szlig" => 'ß',
+        _ => return None,
+    })
+}
+
+/// The text being built: lines, and whether white space is kept as is.
+#[derive(Default)]
+struct Text {
+    out: String,
+    /// Inside `<pre>`: white space is kept.
+    pre: usize,
+    /// A space is owed before the next word (collapsed white space).
+    space: bool,
+}
+
+impl Text {
+    fn push_text(&mut self, raw: &str) {
+        self.push_chars(&decode_entities(raw));
+    }
+
+    /// Appends text whose references are already decoded.
+    fn push_chars(&mut self, text: &str) {
+        if self.pre > 0 {
+            self.out.push_str(text);
+            return;
+        }
+        for c in text.chars() {
+            if c.is_whitespace() && c != '\u{a0}' {
+                self.space = true;
+            } else {
+                if self.space && !self.out.is_empty() && !self.out.ends_with('\n') {
+                    self.out.push(' ');
+                }
+                self.space = false;
+                self.out.push(if c == '\u{a0}' { ' ' } else { c });
+            }
+        }
+    }
+
+    /// Ends the line, unless it is ended already; with `blank`, leaves a
+    /// blank line after it.
+    fn end_line(&mut self, blank: bool) {
+        self.space = false;
+        while self.out.ends_with(' ') {
+            self.out.pop();
+        }
+        if self.out.is_empty() {
+            return;
+        }
+        if !self.out.ends_with('\n') {
+            self.out.push('\n');
+        }
+        if blank && !self.out.ends_with("\n\n") {
+            self.out.push('\n');
+        }
+    }
+
+    fn tag(&mut self, tag: &Tag) {
+        let name = tag.name.as_str();
+        match (name, tag.closing) {
+            ("pre", false) => {
+                self.end_line(true);
+                self.pre += 1;
+            }
+            ("pre", true) => {
+                self.pre = self.pre.saturating_sub(1);
+                self.end_line(true);
+            }
+            ("br", _) => {
+                // An explicit break, even on an empty line; never more than
+                // one blank line.
+                if !self.out.is_empty() && !self.out.ends_with("\n\n") {
+                    self.out.push('\n');
+                }
+                self.space = false;
+            }
+            ("li", false) => {
+                self.end_line(false);
+                self.push_chars("-");
+                self.space = true;
+            }
+            ("td" | "th", _) => self.space = true,
+            ("a", false) => {
+                // The address goes before the link's text: simpler than
+                // after it, and it still says where the link leads.
+                if let Some(href) = tag
+                    .href
+                    .as_deref()
+                    .filter(|h| h.starts_with("http") || h.starts_with("mailto:"))
+                {
+                    self.push_chars(&format!("<{href}>"));
+                    self.space = true;
+                }
+            }
+            _ if PARAGRAPHS.contains(&name) => self.end_line(true),
+            _ if LINES.contains(&name) => self.end_line(false),
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> String {
+        let lines: Vec<&str> = self.out.lines().map(str::trim_end).collect();
+        let text = lines.join("\n");
+        format!("{}\n", text.trim_matches('\n'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_go_blocks_break_and_references_decode() {
+        let html = "<html><head><title>T</title><style>p {color: red}</style></head>\
+            <body><h1>Gr&uuml;&szlig;e</h1><p>Hello,&nbsp;<b>Bob</b>\n   and   all.</p>\
+            <!-- a comment <p>not shown</p> --><p>1 &lt; 2 &amp;&amp; 3 &gt; 2 &#8364; &#x263A; &bogus; AT&T</p>\
+            <ul><li>one</li><li>two</li></ul><br>end<script>alert(1)</script></body></html>";
+        assert_eq!(
+            to_text(html),
+            "Grüße\n\nHello, Bob and all.\n\n1 < 2 && 3 > 2 € ☺ &bogus; AT&T\n\n- one\n- two\n\nend\n"
+        );
+    }
+
+    #[test]
+    fn pre_keeps_its_spacing_and_links_keep_their_address() {
+        let html =
+            "<p>See <a href=\"https://example.org/x?a=1&amp;b=2\">the page</a>.</p><pre>  a\n    b</pre>";
+        assert_eq!(
+            to_text(html),
+            "See <https://example.org/x?a=1&b=2> the page.\n\n  a\n    b\n"
+        );
+    }
+
+    #[test]
+    fn broken_markup_is_text_not_a_panic() {
+        assert_eq!(to_text("a < b"), "a < b\n");
+        assert_eq!(to_text("<p unterminated"), "<p unterminated\n");
+        assert_eq!(to_text("<script>never closed"), "\n");
+        assert_eq!(to_text("x<!-- never closed"), "x\n");
+        assert_eq!(to_text("&#99999999; &#x;"), "&#99999999; &#x;\n");
+        assert_eq!(to_text("<a href=>x</a><a hreflang=en href='/rel'>y</a>"), "xy\n");
+        assert_eq!(
+            to_text("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>"),
+            "a b\nc\n"
+        );
+    }
+
+    proptest::proptest! {
+        /// Any text, markup or not, gives text, never a panic.
+        #[test]
+        fn never_panics(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "<", ">", "</", "<p>", "</p>", "<br/>", "<pre>", "</pre>", "<li>", "<a href=\"http://x\">", "<a href=",
+                "<script>", "</script", "<!--", "-->", "&", "&#", "&#x1F600;", "&amp;", ";", "é", "日", " ", "\n", "\u{a0}",
+            ]), 0..40),
+        ) {
+            let html = pieces.concat();
+            let text = to_text(&html);
+            proptest::prop_assert!(text.ends_with('\n'));
+        }
+    }
+}
