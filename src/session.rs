@@ -288,6 +288,22 @@ impl<S: Transport> Wire<S> {
 
     /// Reads more bytes, waiting until `deadline` at most. `stop_at` says
     /// from which server phase on the read gives up for shutdown.
+    /// Waits for `work` (the store, while the client waits on us) until
+    /// `deadline`, or until the server's phase reaches `stop_at`; `None`
+    /// with the reason when it did not finish.
+    async fn wait_on<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+        deadline: Instant,
+        stop_at: ServerPhase,
+    ) -> Result<T, Read> {
+        let shutdown = self.shutdown.wait_for(|p| *p >= stop_at);
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline.into(), work) => r.map_err(|_| Read::Timeout),
+            _ = shutdown => Err(Read::Shutdown),
+        }
+    }
+
     async fn fill(&mut self, deadline: Instant, stop_at: ServerPhase) -> Read {
         if self.lo == self.hi {
             self.lo = 0;
@@ -684,7 +700,25 @@ where
                 }
             }
             if !too_big {
-                delivery.spill_if_full().await;
+                // A store that stalls (a hung network file system) must
+                // not hold the session past its limits or a shutdown.
+                let deadline = (Instant::now() + limits.data_timeout).min(session_end);
+                match wire
+                    .wait_on(delivery.spill_if_full(), deadline, ServerPhase::Abort)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(Read::Shutdown) => {
+                        warn!(queue_id = %delivery.id(), "store stalled at shutdown");
+                        wire.reply(&shutdown_reply(host));
+                        return Err(End::Shutdown);
+                    }
+                    Err(_) => {
+                        warn!(queue_id = %delivery.id(), "store did not take the message in time");
+                        wire.reply(&timeout_reply(host, session_end));
+                        return Err(End::Timeout);
+                    }
+                }
             }
         }
         let deadline = (Instant::now() + limits.data_timeout).min(session_end);
@@ -745,8 +779,18 @@ where
     // final dot. A store stalled longer (a hung NFS server) is answered
     // with 421 rather than left hanging; the commit may still complete,
     // so the client's retry can at worst duplicate, never lose, the mail.
-    let committed = match tokio::time::timeout(limits.data_end_timeout, delivery.commit()).await {
+    // A second shutdown signal does not wait for it either.
+    let deadline = Instant::now() + limits.data_end_timeout;
+    let committed = match wire
+        .wait_on(delivery.commit(), deadline, ServerPhase::Abort)
+        .await
+    {
         Ok(result) => result,
+        Err(Read::Shutdown) => {
+            warn!(queue_id = %id, "store did not finish before shutdown");
+            wire.reply(&shutdown_reply(host));
+            return Err(End::Shutdown);
+        }
         Err(_) => {
             warn!(queue_id = %id, "store did not finish in time");
             wire.reply(&timeout_reply(host, session_end));

@@ -57,13 +57,24 @@ impl Transport for Counting {
 }
 
 fn shared(root: &std::path::Path) -> Arc<Shared> {
-    shared_with_end_limit(root, Duration::from_secs(30))
+    shared_with(root, |_| {})
 }
 
-/// As [`shared`], with `data_end` as the time the store may take after
-/// the final dot.
-fn shared_with_end_limit(root: &std::path::Path, data_end: Duration) -> Arc<Shared> {
+/// As [`shared`], with its limits changed by `f`.
+fn shared_with(root: &std::path::Path, f: impl FnOnce(&mut SessionLimits)) -> Arc<Shared> {
     let limit = Duration::from_secs(30);
+    let mut limits = SessionLimits {
+        command_timeout: limit,
+        data_timeout: limit,
+        data_end_timeout: limit,
+        max_session_time: limit,
+        min_data_rate: 0,
+        rate_grace: limit,
+        greet_delay: Duration::ZERO,
+        bare_lf: BareLf::Reject,
+        reject_long_lines: false,
+    };
+    f(&mut limits);
     Arc::new(Shared {
         policy: Arc::new(Policy {
             hostname: "mx.test".into(),
@@ -77,23 +88,21 @@ fn shared_with_end_limit(root: &std::path::Path, data_end: Duration) -> Arc<Shar
             existing_mailboxes: None,
         }),
         store: Arc::new(Store::open(root, "mx.test").expect("maildir")),
-        limits: SessionLimits {
-            command_timeout: limit,
-            data_timeout: limit,
-            data_end_timeout: data_end,
-            max_session_time: limit,
-            min_data_rate: 0,
-            rate_grace: limit,
-            greet_delay: Duration::ZERO,
-            bare_lf: BareLf::Reject,
-            reject_long_lines: false,
-        },
+        limits,
         tls: None,
     })
 }
 
 /// Reads until the reply in progress is complete; returns its last line.
+/// Gives up (fails the test) after 20 s, so a session that hangs cannot
+/// hang the test.
 async fn reply(rd: &mut (impl AsyncRead + Unpin), seen: &mut Vec<u8>) -> String {
+    tokio::time::timeout(Duration::from_secs(20), reply_unbounded(rd, seen))
+        .await
+        .expect("no reply within 20 s")
+}
+
+async fn reply_unbounded(rd: &mut (impl AsyncRead + Unpin), seen: &mut Vec<u8>) -> String {
     loop {
         if let Some(end) = seen.windows(2).position(|w| w == b"\r\n") {
             let line: Vec<u8> = seen.drain(..end + 2).collect();
@@ -111,13 +120,37 @@ async fn reply(rd: &mut (impl AsyncRead + Unpin), seen: &mut Vec<u8>) -> String 
 }
 
 /// A client's view of a session: the session task, the two halves of
-/// the client's end of the pipe, and what it has read but not consumed.
-type Client = (
-    tokio::task::JoinHandle<End>,
-    tokio::io::ReadHalf<DuplexStream>,
-    tokio::io::WriteHalf<DuplexStream>,
-    Vec<u8>,
-);
+/// the client's end of the pipe, what it has read but not consumed, and
+/// the server's phase (shutdown) as the session sees it.
+struct Client {
+    session: tokio::task::JoinHandle<End>,
+    rd: tokio::io::ReadHalf<DuplexStream>,
+    wr: tokio::io::WriteHalf<DuplexStream>,
+    seen: Vec<u8>,
+    phase: watch::Sender<ServerPhase>,
+}
+
+impl Client {
+    async fn reply(&mut self) -> String {
+        reply(&mut self.rd, &mut self.seen).await
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.wr.write_all(bytes).await.expect("write");
+    }
+
+    /// The session's end, after a last reply: nothing more comes.
+    async fn ended(mut self) -> End {
+        let end = self.session.await.expect("session");
+        let mut rest = Vec::new();
+        self.rd.read_to_end(&mut rest).await.expect("read");
+        assert!(
+            rest.is_empty() && self.seen.is_empty(),
+            "more after the last reply: {rest:?}"
+        );
+        end
+    }
+}
 
 /// Starts a session on `stream`, whose other end is `client`, and takes
 /// it through EHLO, MAIL, RCPT and DATA to the start of a message body.
@@ -133,22 +166,22 @@ async fn up_to_body(
         id: 1,
         tls: None,
     };
-    let (phase_tx, phase_rx) = watch::channel(ServerPhase::Running);
-    let session = tokio::spawn(async move {
-        // The sender lives as long as the session: the server is running.
-        let _phase_tx = phase_tx;
-        run(stream, conn, shared, phase_rx, false).await
-    });
-    let (mut rd, mut wr) = tokio::io::split(client);
-    let mut seen = Vec::new();
-    assert!(reply(&mut rd, &mut seen).await.starts_with("220"));
+    let (phase, phase_rx) = watch::channel(ServerPhase::Running);
+    let session = tokio::spawn(run(stream, conn, shared, phase_rx, false));
+    let (rd, wr) = tokio::io::split(client);
+    let mut c = Client {
+        session,
+        rd,
+        wr,
+        seen: Vec::new(),
+        phase,
+    };
+    assert!(c.reply().await.starts_with("220"));
     for cmd in ["EHLO c.test", "MAIL FROM:<a@test>", "RCPT TO:<b@test>", "DATA"] {
-        wr.write_all(format!("{cmd}\r\n").as_bytes())
-            .await
-            .expect("write");
-        reply(&mut rd, &mut seen).await;
+        c.send(format!("{cmd}\r\n").as_bytes()).await;
+        c.reply().await;
     }
-    (session, rd, wr, seen)
+    c
 }
 
 /// Sends one message whose body goes out in `parts`, waiting for the
@@ -164,11 +197,11 @@ async fn acks_for(parts: &[&[u8]]) -> (usize, String) {
         acks: Arc::clone(&acks),
         read: Arc::clone(&read),
     };
-    let (session, mut rd, mut wr, mut seen) = up_to_body(stream, client, shared(dir.path())).await;
+    let mut c = up_to_body(stream, client, shared(dir.path())).await;
     let before = acks.load(Ordering::SeqCst);
     let mut sent = read.load(Ordering::SeqCst);
     for part in parts {
-        wr.write_all(part).await.expect("write");
+        c.send(part).await;
         sent += part.len();
         // The session reads this part on its own before the next is sent.
         for _ in 0..5000 {
@@ -183,11 +216,11 @@ async fn acks_for(parts: &[&[u8]]) -> (usize, String) {
             "the session did not read the part"
         );
     }
-    let end = reply(&mut rd, &mut seen).await;
+    let end = c.reply().await;
     let during = acks.load(Ordering::SeqCst) - before;
-    wr.write_all(b"QUIT\r\n").await.expect("write");
-    assert!(reply(&mut rd, &mut seen).await.starts_with("221"));
-    assert_eq!(session.await.expect("session"), End::Quit);
+    c.send(b"QUIT\r\n").await;
+    assert!(c.reply().await.starts_with("221"));
+    assert_eq!(c.ended().await, End::Quit);
     (during, end)
 }
 
@@ -206,37 +239,83 @@ async fn a_body_read_whole_leaves_the_ack_to_the_reply() {
     assert_eq!(acks, 0);
 }
 
-#[tokio::test]
-async fn a_store_slower_than_data_end_timeout_gets_421_and_the_session_ends() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let shared = shared_with_end_limit(dir.path(), Duration::from_millis(50));
-    let store = Arc::clone(&shared.store);
-    let stalled = store.stall();
-    let (client, server) = tokio::io::duplex(64 * 1024);
-    let (session, mut rd, mut wr, mut seen) = up_to_body(server, client, shared).await;
-    wr.write_all(b"Subject: t\r\n\r\nbody\r\n.\r\n")
-        .await
-        .expect("write");
-    let end = reply(&mut rd, &mut seen).await;
-    assert!(
-        end.starts_with("421 4.4.2 mx.test Error: timeout exceeded"),
-        "{end}"
-    );
-    assert_eq!(session.await.expect("session"), End::Timeout);
-    let mut rest = Vec::new();
-    rd.read_to_end(&mut rest).await.expect("read");
-    assert!(rest.is_empty(), "nothing after the 421: {rest:?}");
-    // The commit goes on once the store moves again: the client's retry
-    // may duplicate the message, but it is never lost.
-    drop(stalled);
-    let new = dir.path().join("new");
+/// Waits (boundedly) until `dir` holds `n` entries.
+async fn entries_become(dir: &std::path::Path, n: usize) -> usize {
+    let count = || std::fs::read_dir(dir).expect("dir").count();
     for _ in 0..500 {
-        if std::fs::read_dir(&new).expect("new/").count() == 1 {
+        if count() == n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(std::fs::read_dir(&new).expect("new/").count(), 1);
+    count()
+}
+
+#[tokio::test]
+async fn a_store_slower_than_data_end_timeout_gets_421_and_the_session_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = shared_with(dir.path(), |l| l.data_end_timeout = Duration::from_millis(50));
+    let store = Arc::clone(&shared.store);
+    let stalled = store.stall();
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let mut c = up_to_body(server, client, shared).await;
+    c.send(b"Subject: t\r\n\r\nbody\r\n.\r\n").await;
+    let end = c.reply().await;
+    assert!(
+        end.starts_with("421 4.4.2 mx.test Error: timeout exceeded"),
+        "{end}"
+    );
+    assert_eq!(c.ended().await, End::Timeout);
+    // The commit goes on once the store moves again: the client's retry
+    // may duplicate the message, but it is never lost.
+    drop(stalled);
+    assert_eq!(entries_become(&dir.path().join("new"), 1).await, 1);
+}
+
+#[tokio::test]
+async fn a_store_stalled_mid_body_is_bounded_by_data_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = shared_with(dir.path(), |l| l.data_timeout = Duration::from_millis(100));
+    let store = Arc::clone(&shared.store);
+    let stalled = store.stall();
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let mut c = up_to_body(server, client, shared).await;
+    // Two chunks: the second waits for the first, whose write is stuck.
+    let body = vec![b'x'; 2 * crate::store::SPOOL_CHUNK + 10];
+    let mut wr = c.wr;
+    let sender = tokio::spawn(async move {
+        // The session stops reading; this write may never finish.
+        let _ = wr.write_all(&body).await;
+        wr
+    });
+    let end = reply(&mut c.rd, &mut c.seen).await;
+    assert!(end.starts_with("421 4.4.2"), "{end}");
+    assert_eq!(c.session.await.expect("session"), End::Timeout);
+    sender.abort();
+    // Once the store moves, the abandoned chunk's file goes from tmp/.
+    drop(stalled);
+    assert_eq!(entries_become(&dir.path().join("tmp"), 0).await, 0);
+    assert_eq!(entries_become(&dir.path().join("new"), 0).await, 0);
+}
+
+#[tokio::test]
+async fn a_second_signal_does_not_wait_for_a_stalled_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = shared(dir.path());
+    let store = Arc::clone(&shared.store);
+    let stalled = store.stall();
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let mut c = up_to_body(server, client, shared).await;
+    c.send(b"Subject: t\r\n\r\nbody\r\n.\r\n").await;
+    // The session now waits on the store; the grace period is cut short.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.phase.send(ServerPhase::Draining).expect("phase");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.phase.send(ServerPhase::Abort).expect("phase");
+    let end = c.reply().await;
+    assert!(end.starts_with("421 4.3.2"), "{end}");
+    drop(stalled);
+    assert_eq!(c.ended().await, End::Shutdown);
 }
 
 #[tokio::test]

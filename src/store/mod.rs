@@ -24,6 +24,9 @@ pub struct Store {
     committer: GroupCommit,
     /// Benchmark only (see [`Store::discarding`]): drop every message.
     discard: bool,
+    /// Tests only: chunk writes wait for this lock (see [`Store::stall`]).
+    #[cfg(test)]
+    writes: Arc<std::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -34,6 +37,8 @@ impl Store {
             maildir: Arc::new(Maildir::open(root, hostname)?),
             committer: GroupCommit::start()?,
             discard: false,
+            #[cfg(test)]
+            writes: Arc::default(),
         })
     }
 
@@ -53,10 +58,12 @@ impl Store {
         &self.maildir
     }
 
-    /// See [`GroupCommit::stall`].
+    /// Stands in for a hung store until the guard is dropped: chunk
+    /// writes and the publish step (see [`GroupCommit::stall`]) wait.
     #[cfg(test)]
-    pub(crate) fn stall(&self) -> impl Drop + '_ {
-        self.committer.stall()
+    pub(crate) fn stall(&self) -> impl Sized + '_ {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        (writes, self.committer.stall())
     }
 }
 
@@ -142,7 +149,11 @@ impl Delivery {
         let id = self.id.clone();
         let file = self.file.take();
         let buf = std::mem::replace(&mut self.buf, spare);
+        #[cfg(test)]
+        let writes = Arc::clone(&self.store.writes);
         self.writing = Some(tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            let _gate = writes.lock().unwrap_or_else(|p| p.into_inner());
             let result = open_or(file, &maildir, &id).and_then(|mut f| {
                 f.write_all(&buf)?;
                 f.start_writeback(buf.len() as u64);
