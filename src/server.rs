@@ -113,7 +113,7 @@ impl Server {
             Ok(0) => {}
             Ok(n) => info!(
                 removed = n,
-                "removed stale files older than 36 hours from tmp/ (and per-recipient tmp/)"
+                "removed stale files from tmp/ (and per-recipient tmp/): older than 36 hours, or left by a process of this host that is gone"
             ),
             Err(e) => warn!(error = %e, "could not clean tmp/"),
         }

@@ -43,12 +43,11 @@ impl std::fmt::Display for UniqueId {
 
 impl Maildir {
     /// Opens the Maildir at `root`, creating `tmp/`, `new/` and `cur/` when
-    /// missing. `hostname` becomes part of every file name.
+    /// missing (durably, see [`create_layout`]). `hostname` becomes part
+    /// of every file name.
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Self> {
         let root = root.into();
-        for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(root.join(sub))?;
-        }
+        create_layout(&root, None)?;
         Ok(Maildir {
             root,
             host: hostname.replace('/', "\\057").replace(':', "\\072"),
@@ -64,28 +63,7 @@ impl Maildir {
     /// message acknowledged in a brand-new mailbox survives a power loss.
     pub fn open_sibling(&self, root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        if !root.join("new").is_dir() {
-            // The highest ancestor that is missing, for the fsyncs below.
-            let mut top = root.as_path();
-            while let Some(parent) = top.parent() {
-                if parent.is_dir() || parent == self.root {
-                    break;
-                }
-                top = parent;
-            }
-            for sub in ["tmp", "new", "cur"] {
-                fs::create_dir_all(root.join(sub))?;
-            }
-            File::open(&root)?.sync_all()?;
-            let mut dir = root.as_path();
-            while let Some(parent) = dir.parent() {
-                File::open(parent)?.sync_all()?;
-                if dir == top {
-                    break;
-                }
-                dir = parent;
-            }
-        }
+        create_layout(&root, Some(&self.root))?;
         Ok(Maildir {
             root,
             host: self.host.clone(),
@@ -190,15 +168,86 @@ impl Maildir {
     /// (`<domain>/<local-part>/tmp/`); returns how many were removed. An
     /// error reading this Maildir's `tmp/` is returned; the per-recipient
     /// ones are swept as far as they can be read.
+    ///
+    /// Files this host's earlier processes left when they ended mid-write
+    /// (killed, or stopped while the disk hung) are removed whatever their
+    /// age: their name carries our host name and the pid of a process that
+    /// no longer runs, so nobody will finish them.
     pub fn clean_tmp(&self, age: std::time::Duration) -> io::Result<usize> {
-        let mut removed = clean_dir(&self.root.join("tmp"), age)?;
+        let abandoned = |name: &[u8]| self.writer_gone(name);
+        let mut removed = clean_dir(&self.root.join("tmp"), age, &abandoned)?;
         for domain in subdirs(&self.root) {
             for mailbox in subdirs(&domain) {
-                removed += clean_dir(&mailbox.join("tmp"), age).unwrap_or(0);
+                removed += clean_dir(&mailbox.join("tmp"), age, &abandoned).unwrap_or(0);
             }
         }
         Ok(removed)
     }
+
+    /// True for a `tmp/` name of ours (`<secs>.M<usec>P<pid>Q<n>.<host>`
+    /// with our host name) whose process is gone: not this one, and not
+    /// in `/proc`. Where `/proc` cannot tell, nothing is gone.
+    fn writer_gone(&self, name: &[u8]) -> bool {
+        let Ok(name) = std::str::from_utf8(name) else {
+            return false;
+        };
+        let pid = name
+            .split_once('.')
+            .and_then(|(_, rest)| rest.split_once('.'))
+            .filter(|(_, host)| *host == self.host)
+            .and_then(|(unique, _)| unique.strip_prefix('M'))
+            .and_then(|u| u.split_once('P'))
+            .and_then(|(_, rest)| rest.split_once('Q'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        let proc_works = Path::new("/proc/self").exists();
+        pid.is_some_and(|pid| {
+            pid != self.pid && proc_works && !Path::new("/proc").join(pid.to_string()).exists()
+        })
+    }
+}
+
+/// Creates `root` with `tmp/`, `new/` and `cur/` where they are missing,
+/// and makes what it created durable: `root` and the parent of each
+/// directory created are fsynced, up to the first that existed (or to
+/// `above`, a Maildir known to be durable already). A message answered
+/// 250 in a Maildir made a moment ago then survives a power loss.
+fn create_layout(root: &Path, above: Option<&Path>) -> io::Result<()> {
+    if ["tmp", "new", "cur"].iter().all(|d| root.join(d).is_dir()) {
+        return Ok(());
+    }
+    // The highest directory about to be created.
+    let mut top = root;
+    while let Some(parent) = parent_of(top) {
+        if parent.is_dir() || Some(parent) == above {
+            break;
+        }
+        top = parent;
+    }
+    for sub in ["tmp", "new", "cur"] {
+        fs::create_dir_all(root.join(sub))?;
+    }
+    File::open(root)?.sync_all()?;
+    let mut dir = root;
+    while let Some(parent) = parent_of(dir) {
+        File::open(parent)?.sync_all()?;
+        if dir == top {
+            break;
+        }
+        dir = parent;
+    }
+    Ok(())
+}
+
+/// The directory holding `p`; a relative path's top level is in the
+/// working directory (`.`), not in "".
+fn parent_of(p: &Path) -> Option<&Path> {
+    p.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    })
 }
 
 /// Renames without ever replacing an existing file (`RENAME_NOREPLACE`),
@@ -214,11 +263,12 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes the regular files in `dir` older than `age`, except dot files
-/// (a `.gitkeep`, say, is not a message). Symbolic links are never
-/// followed, neither `dir` itself nor its entries: whoever can write in a
-/// mailbox must not be able to point the sweep at files elsewhere.
-fn clean_dir(dir: &Path, age: std::time::Duration) -> io::Result<usize> {
+/// Removes the regular files in `dir` older than `age`, or whose name
+/// `abandoned` says so, except dot files (a `.gitkeep`, say, is not a
+/// message). Symbolic links are never followed, neither `dir` itself nor
+/// its entries: whoever can write in a mailbox must not be able to point
+/// the sweep at files elsewhere.
+fn clean_dir(dir: &Path, age: std::time::Duration, abandoned: &dyn Fn(&[u8]) -> bool) -> io::Result<usize> {
     use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(rustix::fs::CWD, dir, flags, Mode::empty())?;
@@ -238,7 +288,7 @@ fn clean_dir(dir: &Path, age: std::time::Duration) -> io::Result<usize> {
         let modified = u64::try_from(st.st_mtime)
             .ok()
             .map(|secs| std::time::Duration::new(secs, u32::try_from(st.st_mtime_nsec).unwrap_or(0)));
-        let old = modified.is_some_and(|m| now.saturating_sub(m) > age);
+        let old = modified.is_some_and(|m| now.saturating_sub(m) > age) || abandoned(name.to_bytes());
         if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
             && old
             && rustix::fs::unlinkat(&fd, name, AtFlags::empty()).is_ok()
@@ -418,6 +468,43 @@ mod tests {
         assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 0);
         assert_eq!(md.clean_tmp(std::time::Duration::ZERO).unwrap(), 1);
         assert!(dir.path().join("tmp/.gitkeep").exists());
+    }
+
+    #[test]
+    fn clean_tmp_removes_what_dead_processes_of_this_host_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path(), "mx.h").unwrap();
+        let dead = (3_000_000..4_000_000u32)
+            .find(|p| !Path::new("/proc").join(p.to_string()).exists())
+            .unwrap();
+        let ours = std::process::id();
+        let names = [
+            format!("1795600000.M1P{dead}Q0.mx.h"),
+            format!("1795600000.M1P{dead}Q0.other.h"),
+            format!("1795600000.M1P{ours}Q0.mx.h"),
+            "1795600000.M1P1Q0.mx.h".to_string(),
+            format!("1795600000.P{dead}.mx.h"),
+        ];
+        for n in &names {
+            fs::write(dir.path().join("tmp").join(n), b"x").unwrap();
+        }
+        assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 1);
+        // Another host's, this process's, a live process's (pid 1), and a
+        // name not of our making stay until they are 36 hours old.
+        for n in &names[1..] {
+            assert!(dir.path().join("tmp").join(n).exists(), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_new_maildir_is_made_durably_relative_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/md");
+        Maildir::open(&deep, "h").unwrap();
+        assert!(["tmp", "new", "cur"].iter().all(|d| deep.join(d).is_dir()));
+        // Relative to the working directory: the top level's parent is ".".
+        assert_eq!(parent_of(Path::new("md")), Some(Path::new(".")));
+        assert_eq!(parent_of(Path::new("/")), None);
     }
 
     #[test]
