@@ -337,7 +337,13 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<AcceptCtx>) {
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
             let mut stream = stream;
-            let header = tokio::time::timeout(ctx.proxy_timeout, read_proxy_header(&mut stream)).await;
+            let mut phase = ctx.phase.clone();
+            let header = tokio::select! {
+                h = tokio::time::timeout(ctx.proxy_timeout, read_proxy_header(&mut stream)) => h,
+                // Shutting down: no session will start, so stop waiting
+                // (this task holds up the shutdown while it runs).
+                _ = phase.wait_for(|p| *p != Phase::Running) => return,
+            };
             let conn = match header {
                 Ok(Ok(Header::Proxied { source, destination })) => Conn {
                     peer: SocketAddr::new(source.ip().to_canonical(), source.port()),

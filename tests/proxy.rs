@@ -148,3 +148,23 @@ fn bad_missing_and_untrusted_headers_close() {
     let mut plain = Client::connect(mixed.addrs[0]);
     assert_eq!(plain.reply().code, 220);
 }
+
+#[test]
+fn a_connection_still_owing_its_header_does_not_hold_up_shutdown() {
+    let mut srv = proxy_server("127.0.0.1/32", |s| {
+        s.proxy_timeout = Duration::from_secs(600);
+        s.shutdown_grace = Duration::from_secs(600);
+    });
+    // Connected, and silent: the server waits for its PROXY header.
+    let _silent = std::net::TcpStream::connect(srv.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    srv.begin_stop();
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !srv.is_stopped() {
+        assert!(
+            std::time::Instant::now() < end,
+            "shutdown waits on a connection that never became a session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
