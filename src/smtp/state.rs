@@ -213,16 +213,22 @@ impl Session {
             }
             DataOutcome::TooBig => Reply::new(552, codes::TOO_BIG, "Error: message exceeds size limit"),
             DataOutcome::Rejected(reply) => reply,
-            DataOutcome::StoreFailed { full: true } => Reply::new(
-                452,
-                codes::SYSTEM_FULL,
-                "Error: insufficient system storage, try again later",
-            ),
-            DataOutcome::StoreFailed { full: false } => Reply::new(
-                451,
-                codes::SYSTEM_TEMP,
-                "Error: local storage failure, try again later",
-            ),
+            // Our failure, not the client's: it does not count towards
+            // max_errors, so a client is not cut off while the disk is full.
+            DataOutcome::StoreFailed { full: true } => {
+                return ok(Reply::new(
+                    452,
+                    codes::SYSTEM_FULL,
+                    "Error: insufficient system storage, try again later",
+                ))
+            }
+            DataOutcome::StoreFailed { full: false } => {
+                return ok(Reply::new(
+                    451,
+                    codes::SYSTEM_TEMP,
+                    "Error: local storage failure, try again later",
+                ))
+            }
         };
         self.error(reply)
     }

@@ -249,6 +249,24 @@ fn a_delivered_message_starts_the_error_count_again() {
 }
 
 #[test]
+fn storage_failures_are_not_the_clients_errors() {
+    let mut s = session();
+    code(&mut s, "EHLO c");
+    // Twice max_errors transactions on a full, then a failing, disk.
+    for full in [true, false].repeat(10) {
+        code(&mut s, "MAIL FROM:<a@b.c>");
+        code(&mut s, "RCPT TO:<u@localhost>");
+        assert_eq!(s.command(parse(b"DATA")).next, Next::ReceiveData);
+        let step = s.data_done(DataOutcome::StoreFailed { full });
+        assert_eq!(
+            (step.reply.code, step.next),
+            (if full { 452 } else { 451 }, Next::Continue)
+        );
+    }
+    assert_eq!(s.command(parse(b"BOGUS")).next, Next::Continue);
+}
+
+#[test]
 fn starttls_when_offered_resets_everything() {
     let mut p = (*policy()).clone();
     p.starttls = true;
