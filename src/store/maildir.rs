@@ -207,18 +207,21 @@ impl Maildir {
 }
 
 /// Creates `root` with `tmp/`, `new/` and `cur/` where they are missing,
-/// and makes what it created durable: `root` and the parent of each
-/// directory created are fsynced, up to the first that existed (or to
-/// `above`, a Maildir known to be durable already). A message answered
-/// 250 in a Maildir made a moment ago then survives a power loss.
+/// and makes the layout durable: `root` and the parent of each directory
+/// that may have been created are fsynced: up to the first that existed,
+/// or, with `above` (a Maildir durable already), every level below it,
+/// even when they exist, since an earlier attempt (or another process) may
+/// have made them without its fsync succeeding. A message answered 250 in
+/// a Maildir made a moment ago then survives a power loss. Called once per
+/// Maildir opened, not per message.
 fn create_layout(root: &Path, above: Option<&Path>) -> io::Result<()> {
-    if ["tmp", "new", "cur"].iter().all(|d| root.join(d).is_dir()) {
-        return Ok(());
-    }
-    // The highest directory about to be created.
     let mut top = root;
     while let Some(parent) = parent_of(top) {
-        if parent.is_dir() || Some(parent) == above {
+        let stop = match above {
+            Some(above) => parent == above,
+            None => parent.is_dir(),
+        };
+        if stop {
             break;
         }
         top = parent;
