@@ -397,7 +397,16 @@ fn quoted_string(i: &str) -> IResult<&str, String> {
 }
 
 fn is_label_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii() && !c.is_control()
+    c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii() && is_visible(c)
+}
+
+/// A non-ASCII character that can be part of a name: not a control, not
+/// white space or a line/paragraph separator (U+2028 would break a
+/// `Received:` line for some readers), not an invisible format character.
+fn is_visible(c: char) -> bool {
+    !c.is_control()
+        && !c.is_whitespace()
+        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
 }
 
 fn domain_or_literal(i: &str) -> IResult<&str, Domain> {

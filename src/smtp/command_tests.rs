@@ -56,6 +56,7 @@ fn valid_lines() {
             Command::Ehlo(name("under_score.example")),
         ),
         ("EHLO host  ", Command::Ehlo(name("host"))),
+        ("EHLO bücher.example", Command::Ehlo(name("bücher.example"))),
         ("HELO relay.example.org", Command::Helo(name("relay.example.org"))),
         ("helo x", Command::Helo(name("x"))),
         (
@@ -279,6 +280,12 @@ fn invalid_lines() {
         "HELO",
         "EHLO two words",
         "EHLO bad..name",
+        // Unicode white space, separators and invisible characters are no
+        // part of a name (U+2028 would split a Received: line for some).
+        "EHLO a\u{2028}b.example",
+        "EHLO a\u{a0}b.example",
+        "EHLO a\u{200b}b.example",
+        "RCPT TO:<u@a\u{2029}b.example>",
         "EHLO [999.1.1.1]",
         "EHLO [IPv6:nonsense]",
         "EHLO [unterminated",
