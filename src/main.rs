@@ -48,7 +48,7 @@ struct ServerArgs {
     #[arg(long, value_name = "BYTES")]
     max_message_size: Option<u64>,
 
-    /// Log verbosity: error, warn, info, debug (whole dialogue) or trace; wins over RUST_LOG.
+    /// Log verbosity: error, warn, info, debug (whole dialogue), trace or off, or target=level directives (warn,maildoor::session=debug); wins over RUST_LOG.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
 
@@ -231,6 +231,10 @@ fn init_logging(settings: &Settings, flag_given: bool) {
         .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
+        // A log that cannot be written (stderr a closed pipe, `| head`) is
+        // lost, not reported with eprintln!, which would panic the task
+        // that logged: a session, or the one that waits for signals.
+        .log_internal_errors(false)
         .init();
     for var in maildoor::config::unknown_env_vars(std::env::vars()) {
         tracing::warn!(variable = %var, "not a maildoor setting; ignored (see config/default.toml for the keys)");

@@ -412,8 +412,10 @@ fn start_session(stream: TcpStream, conn: Conn, via: Option<SocketAddr>, ctx: &A
         return;
     };
     // Every line the session logs, down to the debug dialogue, names its
-    // connection through this span.
-    let span = tracing::info_span!("conn", session = id, peer = %peer, local = %local, via);
+    // connection through this span. Its level is ERROR and its target the
+    // session's so that it is on whenever any session line is: with
+    // `warn`, or `warn,maildoor::session=debug`, as much as with `info`.
+    let span = tracing::error_span!(target: "maildoor::session", "conn", session = id, peer = %peer, local = %local, via);
     span.in_scope(|| info!("connection opened"));
     let shared = Arc::clone(&ctx.shared);
     let phase = ctx.phase.clone();

@@ -32,6 +32,33 @@ fn connect_when_up(port: u16) -> Client {
     panic!("nothing listens on {addr}");
 }
 
+/// A server process that is killed if the test fails before stopping
+/// it, so that no failure leaves one behind.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `maildoor ARGS --listen 127.0.0.1:PORT --maildir MD` (RUST_LOG
+/// unset) with its log on a pipe; returns it, the port and the log.
+fn spawn_logged(args: &[&str], md: &std::path::Path) -> (Server, u16, BufReader<std::process::ChildStderr>) {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--maildir"])
+        .arg(md)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = BufReader::new(child.stderr.take().unwrap());
+    (Server(child), port, log)
+}
+
 #[test]
 fn help_tells_the_truth() {
     // `serve` is what maildoor does without a subcommand, with the same flags.
@@ -143,35 +170,11 @@ fn unusable_tls_files_are_bad_settings() {
 #[test]
 fn runs_delivers_logs_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--hostname",
-            "cli.test",
-            "--log-level",
-            "debug",
-            "--maildir",
-        ])
-        .arg(dir.path().join("md"))
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let args = ["serve", "--hostname", "cli.test", "--log-level", "debug"];
+    let (mut child, port, mut log) = spawn_logged(&args, &dir.path().join("md"));
     // The start-up lines, up to the one naming the socket and the pid.
-    let want = format!("listening on 127.0.0.1:{port} (pid {})", child.id());
-    let mut startup = String::new();
-    for _ in 0..10 {
-        let mut line = String::new();
-        if log.read_line(&mut line).unwrap() == 0 || line.contains(&want) {
-            startup.push_str(&line);
-            break;
-        }
-        startup.push_str(&line);
-    }
+    let startup = until_listening(&mut log);
+    let want = format!("listening on 127.0.0.1:{port} (pid {})", child.0.id());
     assert!(startup.contains(&want), "{startup}");
     assert!(startup.contains("open file limit"), "{startup}");
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -183,7 +186,7 @@ fn runs_delivers_logs_and_stops_on_sigterm() {
     assert_eq!(idle.reply().code, 220);
     std::thread::sleep(Duration::from_millis(100));
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -191,7 +194,7 @@ fn runs_delivers_logs_and_stops_on_sigterm() {
     assert!(r.text.starts_with("421 4.3.2"), "{}", r.text);
     let r = c.reply();
     assert!(r.text.starts_with("421 4.3.2"), "{}", r.text);
-    let code = child.wait().unwrap();
+    let code = child.0.wait().unwrap();
     assert!(code.success(), "exit status {code:?}");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
@@ -353,4 +356,74 @@ fn a_second_signal_ends_the_grace_period_at_once() {
     assert!(status.success(), "{status:?}");
     assert!(common::files(&dir.path().join("md/new")).is_empty());
     assert!(common::files(&dir.path().join("md/tmp")).is_empty());
+}
+
+/// Reads `log` up to the line saying the server listens.
+fn until_listening(log: &mut impl BufRead) -> String {
+    let mut seen = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if log.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.contains("listening on") {
+            return seen;
+        }
+    }
+    panic!("no start-up line: {seen}");
+}
+
+/// SIGTERM, then the exit status within 10 s.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("still running 10 s after SIGTERM");
+}
+
+#[test]
+fn a_closed_log_pipe_costs_the_logs_not_the_sessions() {
+    // As `maildoor ... 2>&1 | head -2`: stderr closes after start-up.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, mut log) = spawn_logged(&["--log-level", "debug"], &dir.path().join("md"));
+    until_listening(&mut log);
+    drop(log);
+    let mut c = connect_when_up(port);
+    let id = queue_id(&c.deliver("a@b.c", &["user@localhost"], b"Subject: piped\r\n\r\nhi"));
+    assert!(!id.is_empty());
+    let status = terminate(&mut child.0);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(common::files(&dir.path().join("md/new")).len(), 1);
+}
+
+#[test]
+fn session_lines_name_their_connection_at_any_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--log-level", "warn,maildoor::session=debug"];
+    let (mut child, port, mut log) = spawn_logged(&args, &dir.path().join("md"));
+    let mut c = connect_when_up(port);
+    c.deliver("a@b.c", &["user@localhost"], b"Subject: levels\r\n\r\nhi");
+    let client = c.stream.local_addr().unwrap();
+    drop(c);
+    assert!(terminate(&mut child.0).success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    let dialogue: Vec<&str> = rest
+        .lines()
+        .filter(|l| l.contains("maildoor::session: C:"))
+        .collect();
+    assert!(!dialogue.is_empty(), "{rest}");
+    for line in dialogue {
+        assert!(line.contains(&format!("peer={client}")), "{line}");
+    }
 }
