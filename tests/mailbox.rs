@@ -293,6 +293,18 @@ fn delete_and_count() {
     assert!(err.contains("no message with id"), "{err}");
     let err = fails(mailbox(&md, &["delete", &ids[1]]));
     assert!(err.contains(&ids[1]), "{err}");
+    // A message another reader moved to cur/ without marking it seen is
+    // "old", as `list` says, and counted so.
+    let name = std::fs::read_dir(md.join("new"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .find(|n| n.to_string_lossy().starts_with(&ids[0]))
+        .unwrap();
+    let old = format!("{}:2,", name.to_string_lossy());
+    std::fs::rename(md.join("new").join(&name), md.join("cur").join(old)).unwrap();
+    assert_eq!(ok(mailbox(&md, &["count"])), "2 total, 1 new, 0 seen, 1 old\n");
+    let json: Value = serde_json::from_str(&ok(mailbox(&md, &["count", "--json"]))).unwrap();
+    assert_eq!(json["old"], 1);
 }
 
 #[test]

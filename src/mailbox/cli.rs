@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::list::Row;
 use super::message::normalize_address;
 use super::watch::{self, Watched};
-use super::{read_message, render, Folder, Layout, Mailbox, MailboxError};
+use super::{read_message, render, Layout, Mailbox, MailboxError};
 
 /// `maildoor mailbox`: read the mail in the Maildir.
 #[derive(Debug, Args)]
@@ -40,7 +40,7 @@ pub enum MailboxCmd {
     },
     /// Print a message (headers, text, attachments) and mark it seen.
     Show {
-        /// Queue id, a unique prefix of it, or the short id from `list`.
+        /// Queue id, a unique prefix of it, the short id from `list`, or the file name.
         id: String,
         /// Print the stored bytes exactly.
         #[arg(long, conflicts_with = "headers")]
@@ -62,10 +62,11 @@ pub enum MailboxCmd {
     },
     /// Delete a message.
     Delete {
-        /// Queue id, a unique prefix of it, or the short id from `list`.
+        /// Queue id, a unique prefix of it, the short id from `list`, or the file name.
         id: String,
     },
-    /// Count the messages: total, new (in new/), seen.
+    /// Count the messages: total, new (in new/), seen, and old (in cur/,
+    /// not seen) when there are any.
     Count {
         /// Print a JSON object instead.
         #[arg(long)]
@@ -203,10 +204,18 @@ fn list(sel: &Selection, json: bool, out: &mut dyn Write, err: &mut dyn Write) -
 fn count(sel: &Selection, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), MailboxError> {
     let rows = rows(sel, err)?;
     let total = rows.len();
-    let new = rows.iter().filter(|r| r.entry.folder == Folder::New).count();
-    let seen = rows.iter().filter(|r| r.entry.name.is_seen()).count();
+    let status = |s: &str| rows.iter().filter(|r| r.entry.status() == s).count();
+    let (new, seen, old) = (status("new"), status("seen"), status("old"));
+    // "old" only when there is some, so that the common output stays as
+    // it always was.
     let line = if json {
-        serde_json::json!({ "total": total, "new": new, "seen": seen }).to_string()
+        let mut v = serde_json::json!({ "total": total, "new": new, "seen": seen });
+        if let (true, Some(obj)) = (old > 0, v.as_object_mut()) {
+            obj.insert("old".into(), old.into());
+        }
+        v.to_string()
+    } else if old > 0 {
+        format!("{total} total, {new} new, {seen} seen, {old} old")
     } else {
         format!("{total} total, {new} new, {seen} seen")
     };

@@ -60,12 +60,21 @@ pub enum MailboxError {
     #[error("no message with id {0:?}")]
     UnknownId(String),
     /// Several messages match the id.
-    #[error("id {id:?} is ambiguous: it matches {}", candidates.join(", "))]
+    #[error(
+        "id {id:?} is ambiguous: it matches {}{}",
+        candidates.join(", "),
+        match matches - candidates.len() {
+            0 => String::new(),
+            more => format!(" and {more} more ({matches} in all)"),
+        }
+    )]
     AmbiguousId {
         /// What the user typed.
         id: String,
-        /// Queue ids of (some of) the matches.
+        /// Queue ids of the first few matches.
         candidates: Vec<String>,
+        /// How many messages match.
+        matches: usize,
     },
     /// `--user` is not an address that can name a Maildir.
     #[error("{0:?} is not a usable address (expected local-part@domain)")]
@@ -343,6 +352,7 @@ pub fn resolve_in<'a>(entries: &'a [Entry], id: &str) -> Result<&'a Entry, Mailb
         many => Err(MailboxError::AmbiguousId {
             id: id.to_string(),
             candidates: many.iter().take(5).map(|e| e.name.queue_id.clone()).collect(),
+            matches: many.len(),
         }),
     }
 }

@@ -76,9 +76,28 @@ fn ids_resolve_exactly_by_prefix_or_short_id() {
         assert_eq!(resolve_in(&e, &upper).unwrap().name.queue_id, entry.name.queue_id);
     }
     match resolve_in(&e, "1700000000.M1") {
-        Err(MailboxError::AmbiguousId { candidates, .. }) => assert_eq!(candidates.len(), 2),
+        Err(err @ MailboxError::AmbiguousId { .. }) => {
+            assert!(!err.to_string().contains("more"), "{err}");
+            let MailboxError::AmbiguousId {
+                candidates, matches, ..
+            } = err
+            else {
+                unreachable!()
+            };
+            assert_eq!((candidates.len(), matches), (2, 2));
+        }
         other => panic!("{other:?}"),
     }
+    // Many matches: a few are named, and the error says how many in all.
+    let many = MailboxError::AmbiguousId {
+        id: "17".into(),
+        candidates: vec!["a".into(); 5],
+        matches: 14,
+    };
+    assert!(
+        many.to_string().ends_with("a, a, a, a, a and 9 more (14 in all)"),
+        "{many}"
+    );
     assert!(matches!(resolve_in(&e, "nope"), Err(MailboxError::UnknownId(_))));
     assert!(matches!(resolve_in(&e, ""), Err(MailboxError::UnknownId(_))));
     assert!(matches!(resolve_in(&e, "/"), Err(MailboxError::UnknownId(_))));
