@@ -286,11 +286,9 @@ impl<S: Transport> Wire<S> {
         }
     }
 
-    /// Reads more bytes, waiting until `deadline` at most. `stop_at` says
-    /// from which server phase on the read gives up for shutdown.
     /// Waits for `work` (the store, while the client waits on us) until
-    /// `deadline`, or until the server's phase reaches `stop_at`; `None`
-    /// with the reason when it did not finish.
+    /// `deadline`, or until the server's phase reaches `stop_at`; `Err`
+    /// with the reason (`Timeout` or `Shutdown`) when it did not finish.
     async fn wait_on<T>(
         &mut self,
         work: impl std::future::Future<Output = T>,
@@ -304,6 +302,8 @@ impl<S: Transport> Wire<S> {
         }
     }
 
+    /// Reads more bytes, waiting until `deadline` at most. `stop_at` says
+    /// from which server phase on the read gives up for shutdown.
     async fn fill(&mut self, deadline: Instant, stop_at: ServerPhase) -> Read {
         if self.lo == self.hi {
             self.lo = 0;
