@@ -288,12 +288,24 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
 
 /// Two futures: the first completes on the first SIGINT or SIGTERM (stop
 /// accepting, let messages in DATA finish), the second on the next one
-/// (close every session now).
+/// (close every session now). SIGHUP is logged and otherwise ignored.
 fn stop_signals() -> (
     impl std::future::Future<Output = ()>,
     impl std::future::Future<Output = ()>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
+    // SIGHUP would end the process on the spot (its default): a closed
+    // terminal, or a habit of "reload" from other daemons. maildoor does
+    // not reload its settings, so it says so and goes on.
+    if let Ok(mut hup) = signal(SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP received: settings are not reloaded; restart maildoor to apply changes (SIGTERM stops it in order)"
+                );
+            }
+        });
+    }
     let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
