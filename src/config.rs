@@ -384,7 +384,7 @@ impl Settings {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        given_once("listen", listen.iter())?;
+        given_once("listen", listen.iter(), raw.reuse_port)?;
         let hostname = match raw.hostname.trim() {
             "" => system_hostname(),
             h => h.to_string(),
@@ -467,7 +467,11 @@ impl Settings {
                 })
             })
             .collect::<Result<Vec<_>, SettingsError>>()?;
-        given_once("listener.address", listener.iter().map(|l| &l.address))?;
+        given_once(
+            "listener.address",
+            listener.iter().map(|l| &l.address),
+            raw.reuse_port,
+        )?;
         let path = |v: &str| match v.trim() {
             "" => None,
             p => Some(PathBuf::from(p)),
@@ -594,15 +598,34 @@ pub fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Refuses an address given twice under `key` (a second bind would fail
-/// with "address in use" against our own socket). Port 0 may repeat: each
-/// gets its own port.
-fn given_once<'a>(key: &str, addrs: impl Iterator<Item = &'a SocketAddr>) -> Result<(), SettingsError> {
-    let mut seen = std::collections::HashSet::new();
-    for a in addrs {
-        if a.port() != 0 && !seen.insert(*a) {
+/// Refuses an address given twice under `key`, or, unless `reuse_port`
+/// (with which Linux lets them bind side by side), one that a wildcard
+/// address of its family and port already covers (`0.0.0.0:2525` and
+/// `127.0.0.1:2525`): the second bind would fail with "address in use"
+/// against our own socket. Port 0 may repeat: each gets its own port.
+fn given_once<'a>(
+    key: &str,
+    addrs: impl Iterator<Item = &'a SocketAddr>,
+    reuse_port: bool,
+) -> Result<(), SettingsError> {
+    let covers = |w: &SocketAddr, b: &SocketAddr| {
+        w.port() == b.port() && w.is_ipv4() == b.is_ipv4() && w.ip().is_unspecified()
+    };
+    let mut seen: Vec<SocketAddr> = Vec::new();
+    for a in addrs.filter(|a| a.port() != 0) {
+        if seen.contains(a) {
             return Err(bad(key, format!("{a} is given twice")));
         }
+        if let Some(other) = seen
+            .iter()
+            .find(|b| !reuse_port && (covers(b, a) || covers(a, b)))
+        {
+            return Err(bad(
+                key,
+                format!("{a} and {other} overlap (a wildcard address takes its family's every address on that port)"),
+            ));
+        }
+        seen.push(*a);
     }
     Ok(())
 }
@@ -723,6 +746,16 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_listeners_are_fine_with_reuse_port() {
+        let vars = [
+            ("MAILDOOR_LISTEN", "0.0.0.0:2525,127.0.0.1:2525"),
+            ("MAILDOOR_REUSE_PORT", "true"),
+        ];
+        let s = Settings::load(&Overrides::default(), env(&vars)).unwrap();
+        assert_eq!(s.listen.len(), 2);
+    }
+
+    #[test]
     fn zero_means_no_wait_where_it_can() {
         let zero = [("MAILDOOR_SHUTDOWN_GRACE", "0"), ("MAILDOOR_GREET_DELAY", "0")];
         let s = Settings::load(&Overrides::default(), env(&zero)).unwrap();
@@ -772,6 +805,16 @@ mod tests {
                 "MAILDOOR_LISTEN",
                 "127.0.0.1:2525,[::1]:2525,127.0.0.1:2525",
                 "127.0.0.1:2525 is given twice",
+            ),
+            (
+                "MAILDOOR_LISTEN",
+                "0.0.0.0:2525,127.0.0.1:2525",
+                "127.0.0.1:2525 and 0.0.0.0:2525 overlap",
+            ),
+            (
+                "MAILDOOR_LISTEN",
+                "[::1]:2525,[::]:2525",
+                "[::]:2525 and [::1]:2525 overlap",
             ),
             ("MAILDOOR_MAX_MESSAGE_SIZE", "abc", "max_message_size"),
             ("MAILDOOR_MAX_MESSAGE_SIZE", "0", "max_message_size"),
