@@ -119,13 +119,17 @@ const LIST_KEYS: &[&str] = &["listen", "domains", "limit_exempt", "proxy_trusted
 pub fn unknown_env_vars(env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
     let mut unknown: Vec<String> = env
         .into_iter()
-        .filter_map(|(k, _)| {
-            let key = k.strip_prefix("MAILDOOR_")?.to_ascii_lowercase();
-            (!KEYS.contains(&key.as_str())).then_some(k)
-        })
+        .filter(|(k, _)| k.starts_with("MAILDOOR_") && setting_of(k).is_none())
+        .map(|(k, _)| k)
         .collect();
     unknown.sort();
     unknown
+}
+
+/// The setting a `MAILDOOR_<KEY>` variable names, if it names one.
+fn setting_of(var: &str) -> Option<String> {
+    let key = var.strip_prefix("MAILDOOR_")?.to_ascii_lowercase();
+    KEYS.contains(&key.as_str()).then_some(key)
 }
 
 const KEYS: &[&str] = &[
@@ -281,12 +285,11 @@ impl Settings {
         let mut vars = HashMap::new();
         let mut emptied = Vec::new();
         for (k, v) in env {
-            if let Some(key) = k.strip_prefix("MAILDOOR_") {
-                let key = key.to_ascii_lowercase();
+            if let Some(key) = setting_of(&k) {
                 if LIST_KEYS.contains(&key.as_str()) && v.trim().is_empty() {
                     // An empty list, not a list of one empty string.
                     emptied.push(key);
-                } else if KEYS.contains(&key.as_str()) {
+                } else {
                     vars.insert(key, v);
                 }
             }

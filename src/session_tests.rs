@@ -239,6 +239,18 @@ async fn a_body_read_whole_leaves_the_ack_to_the_reply() {
     assert_eq!(acks, 0);
 }
 
+/// A session over an in-memory pipe, with its limits changed by `f`,
+/// taken to the start of a message body; its Maildir's directory and its
+/// store (to stall) come with it.
+async fn session_to_body(f: impl FnOnce(&mut SessionLimits)) -> (tempfile::TempDir, Arc<Store>, Client) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = shared_with(dir.path(), f);
+    let store = Arc::clone(&shared.store);
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let c = up_to_body(server, client, shared).await;
+    (dir, store, c)
+}
+
 /// Waits (boundedly) until `dir` holds `n` entries.
 async fn entries_become(dir: &std::path::Path, n: usize) -> usize {
     let count = || std::fs::read_dir(dir).expect("dir").count();
@@ -253,12 +265,8 @@ async fn entries_become(dir: &std::path::Path, n: usize) -> usize {
 
 #[tokio::test]
 async fn a_store_slower_than_data_end_timeout_gets_421_and_the_session_ends() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let shared = shared_with(dir.path(), |l| l.data_end_timeout = Duration::from_millis(50));
-    let store = Arc::clone(&shared.store);
+    let (dir, store, mut c) = session_to_body(|l| l.data_end_timeout = Duration::from_millis(50)).await;
     let stalled = store.stall();
-    let (client, server) = tokio::io::duplex(64 * 1024);
-    let mut c = up_to_body(server, client, shared).await;
     c.send(b"Subject: t\r\n\r\nbody\r\n.\r\n").await;
     let end = c.reply().await;
     assert!(
@@ -274,12 +282,8 @@ async fn a_store_slower_than_data_end_timeout_gets_421_and_the_session_ends() {
 
 #[tokio::test]
 async fn a_store_stalled_mid_body_is_bounded_by_data_timeout() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let shared = shared_with(dir.path(), |l| l.data_timeout = Duration::from_millis(100));
-    let store = Arc::clone(&shared.store);
+    let (dir, store, mut c) = session_to_body(|l| l.data_timeout = Duration::from_millis(100)).await;
     let stalled = store.stall();
-    let (client, server) = tokio::io::duplex(64 * 1024);
-    let mut c = up_to_body(server, client, shared).await;
     // Two chunks: the second waits for the first, whose write is stuck.
     let body = vec![b'x'; 2 * crate::store::SPOOL_CHUNK + 10];
     let mut wr = c.wr;
@@ -300,12 +304,8 @@ async fn a_store_stalled_mid_body_is_bounded_by_data_timeout() {
 
 #[tokio::test]
 async fn a_second_signal_does_not_wait_for_a_stalled_store() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let shared = shared(dir.path());
-    let store = Arc::clone(&shared.store);
+    let (_dir, store, mut c) = session_to_body(|_| {}).await;
     let stalled = store.stall();
-    let (client, server) = tokio::io::duplex(64 * 1024);
-    let mut c = up_to_body(server, client, shared).await;
     c.send(b"Subject: t\r\n\r\nbody\r\n.\r\n").await;
     // The session now waits on the store; the grace period is cut short.
     tokio::time::sleep(Duration::from_millis(50)).await;

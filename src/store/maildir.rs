@@ -174,7 +174,9 @@ impl Maildir {
     /// age: their name carries our host name and the pid of a process that
     /// no longer runs, so nobody will finish them.
     pub fn clean_tmp(&self, age: std::time::Duration) -> io::Result<usize> {
-        let abandoned = |name: &[u8]| self.writer_gone(name);
+        // Without /proc nothing can be known gone: then only age counts.
+        let proc_works = Path::new("/proc/self").exists();
+        let abandoned = |name: &[u8]| proc_works && self.writer_gone(name);
         let mut removed = clean_dir(&self.root.join("tmp"), age, &abandoned)?;
         for domain in subdirs(&self.root) {
             for mailbox in subdirs(&domain) {
@@ -186,7 +188,7 @@ impl Maildir {
 
     /// True for a `tmp/` name of ours (`<secs>.M<usec>P<pid>Q<n>.<host>`
     /// with our host name) whose process is gone: not this one, and not
-    /// in `/proc`. Where `/proc` cannot tell, nothing is gone.
+    /// in `/proc` (which the caller has checked is mounted).
     fn writer_gone(&self, name: &[u8]) -> bool {
         let Ok(name) = std::str::from_utf8(name) else {
             return false;
@@ -199,10 +201,7 @@ impl Maildir {
             .and_then(|u| u.split_once('P'))
             .and_then(|(_, rest)| rest.split_once('Q'))
             .and_then(|(pid, _)| pid.parse::<u32>().ok());
-        let proc_works = Path::new("/proc/self").exists();
-        pid.is_some_and(|pid| {
-            pid != self.pid && proc_works && !Path::new("/proc").join(pid.to_string()).exists()
-        })
+        pid.is_some_and(|pid| pid != self.pid && !Path::new("/proc").join(pid.to_string()).exists())
     }
 }
 
