@@ -297,7 +297,20 @@ async fn a_store_stalled_mid_body_is_bounded_by_data_timeout() {
     assert_eq!(c.session.await.expect("session"), End::Timeout);
     sender.abort();
     // Once the store moves, the abandoned chunk's file goes from tmp/.
+    // The chunk's write is made only now: wait for it to end (it holds
+    // the Maildir until then), or tmp/ could be seen empty before it.
     drop(stalled);
+    for _ in 0..500 {
+        if Arc::strong_count(store.maildir()) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        Arc::strong_count(store.maildir()),
+        1,
+        "the chunk write never ended"
+    );
     assert_eq!(entries_become(&dir.path().join("tmp"), 0).await, 0);
     assert_eq!(entries_become(&dir.path().join("new"), 0).await, 0);
 }

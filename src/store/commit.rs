@@ -24,9 +24,11 @@
 //! received) skips the sync stage: its own `fdatasync` runs on the
 //! blocking pool, beside those of other big messages, and most of its
 //! data is already on its way to disk by then (see
-//! [`TmpFile::start_writeback`]). One `syncfs` for it would also write out
-//! every other session's half-received message and make each wait for
-//! all. It then joins the publish stage like any other.
+//! [`TmpFile::start_writeback`]), as is its `tmp/` name (the file's first
+//! flush ran while the rest arrived: see `Delivery::spill_if_full`). One
+//! `syncfs` for it would also write out every other session's
+//! half-received message and make each wait for all. It then joins the
+//! publish stage like any other.
 
 use std::collections::HashMap;
 use std::io;
