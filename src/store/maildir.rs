@@ -43,7 +43,7 @@ impl std::fmt::Display for UniqueId {
 
 impl Maildir {
     /// Opens the Maildir at `root`, creating `tmp/`, `new/` and `cur/` when
-    /// missing (durably, see [`create_layout`]). `hostname` becomes part
+    /// missing (durably, see `create_layout`). `hostname` becomes part
     /// of every file name.
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Self> {
         let root = root.into();

@@ -136,7 +136,7 @@ impl Delivery {
     /// the disk write overlaps with reading the next chunk. If the previous
     /// chunk is still being written, waits for it first. The first chunk
     /// creates the file and starts its first flush beside the writes (see
-    /// [`settle`]). After a write error the body is dropped; the error is
+    /// `settle`). After a write error the body is dropped; the error is
     /// reported by [`Delivery::commit`].
     pub async fn spill_if_full(&mut self) {
         if self.buf.len() < SPOOL_CHUNK {
