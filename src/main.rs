@@ -268,7 +268,7 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
     } else {
         tracing::info!(open_files = files, "open file limit");
     }
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let server = match Server::bind(settings).await {
             Ok(s) => s,
             Err(e) => {
@@ -283,7 +283,15 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
         let (stop, hurry) = stop_signals();
         server.run_until(stop, hurry).await;
         ExitCode::SUCCESS
-    })
+    });
+    // Every session has ended. What may still run on the blocking pool is
+    // file work for messages nobody was told are delivered (a chunk of an
+    // abandoned message, the commit of one whose session got 421): on a
+    // store that hangs (a dead NFS server) that never returns, and the
+    // runtime's plain drop would wait for it forever. Left in tmp/, such a
+    // file is removed at the next start.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
 /// Two futures: the first completes on the first SIGINT or SIGTERM (stop
