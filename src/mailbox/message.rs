@@ -143,28 +143,62 @@ pub fn envelope_recipients(headers: &[MailHeader<'_>]) -> Vec<String> {
     let Some(value) = ours else {
         return Vec::new();
     };
-    let list = if let Some((_, rest)) = value.split_once("(envelope recipients:") {
-        rest.split(')').next().unwrap_or_default().to_string()
+    if let Some((_, rest)) = value.split_once("(envelope recipients:") {
+        angle_addresses(&comment_body(rest), usize::MAX)
     } else if let Some((_, rest)) = value.split_once(" for ") {
-        rest.split(';').next().unwrap_or_default().to_string()
+        angle_addresses(rest, 1)
     } else {
-        return Vec::new();
-    };
-    angle_addresses(&list)
+        Vec::new()
+    }
 }
 
-/// The addresses between `<` and `>` in `s`, in order.
-fn angle_addresses(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some((_, after)) = rest.split_once('<') {
-        let Some((addr, tail)) = after.split_once('>') else {
-            break;
-        };
-        if !addr.is_empty() {
-            out.push(addr.to_string());
+/// The rest of a comment that `text` is inside of, up to the parenthesis
+/// that closes it, with its quoted pairs (`\(`, `\)`, `\\`) undone.
+fn comment_body(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            ')' => break,
+            c => out.push(c),
         }
-        rest = tail;
+    }
+    out
+}
+
+/// Up to `most` addresses between `<` and `>` in `s`, in order. A quoted
+/// local part may hold `>`, `;` or `\"` (RFC 5321 §4.1.2): inside quotes
+/// only the closing quote counts.
+fn angle_addresses(s: &str, most: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while out.len() < most && chars.by_ref().any(|c| c == '<') {
+        let mut addr = String::new();
+        let mut quoted = false;
+        let mut closed = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '>' if !quoted => {
+                    closed = true;
+                    break;
+                }
+                '"' => quoted = !quoted,
+                '\\' if quoted => {
+                    addr.push(c);
+                    addr.extend(chars.next());
+                    continue;
+                }
+                _ => {}
+            }
+            addr.push(c);
+        }
+        if !closed {
+            break;
+        }
+        if !addr.is_empty() {
+            out.push(addr);
+        }
     }
     out
 }

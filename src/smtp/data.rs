@@ -68,8 +68,10 @@ impl DataDecoder {
         }
     }
 
-    /// Size of the message as RFC 1870 counts it: CRLF line endings, the
-    /// dots added by dot-stuffing and the terminator excluded.
+    /// Size of the message as RFC 1870 counts it: CRLF line endings (a
+    /// bare LF, which is stored as a line end, counts as the CRLF it
+    /// stands for), the dots added by dot-stuffing and the terminator
+    /// excluded.
     pub fn wire_size(&self) -> u64 {
         self.wire_size
     }
@@ -188,8 +190,10 @@ impl DataDecoder {
             (State::LineStart | State::Text, b'\r') => self.state = State::Cr,
             (State::LineStart | State::Text, b'\n') => {
                 // Bare LF: a line ending for the stored file, but never the
-                // start of a line where a dot could end the message.
+                // start of a line where a dot could end the message. It
+                // counts toward the size as CRLF (RFC 1870 §3).
                 self.bare_lf = true;
+                self.wire_size += 1;
                 out.push(b'\n');
                 self.end_line();
                 self.state = State::Text;

@@ -137,6 +137,23 @@ fn sizes_and_line_lengths() {
 }
 
 #[test]
+fn a_bare_lf_counts_as_the_crlf_it_stands_for() {
+    let mut d = DataDecoder::new();
+    let mut out = Vec::new();
+    // 43 lines `y` LF: 129 octets with CRLF ends, 86 as sent.
+    let body = b"y\n".repeat(43);
+    d.feed(&body, &mut out);
+    assert_eq!(d.feed(b"\r\n.\r\n", &mut out), Progress::Done(5));
+    assert_eq!(d.wire_size(), 43 * 3 + 2);
+    // A CR LF split across reads is one line end, not a bare LF.
+    let mut d = DataDecoder::new();
+    d.feed(b"ab\r", &mut out);
+    d.feed(b"\ncd\r\n", &mut out);
+    assert!(!d.saw_bare_lf());
+    assert_eq!(d.wire_size(), 8);
+}
+
+#[test]
 fn feeding_after_done_consumes_nothing() {
     let mut d = DataDecoder::new();
     let mut out = Vec::new();

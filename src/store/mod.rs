@@ -87,6 +87,9 @@ pub struct Delivery {
     settling: Option<Settling>,
     failed: Option<io::Error>,
     targets: Vec<PathBuf>,
+    /// Where the client's data starts in `buf`, until its first octet has
+    /// been looked at (see [`Delivery::end_trace`]).
+    data_start: Option<usize>,
 }
 
 /// What a chunk write hands back: the file (or why it failed) and the
@@ -118,6 +121,27 @@ impl Delivery {
             settling: None,
             failed: None,
             targets,
+            data_start: Some(header.len()),
+        }
+    }
+
+    /// Keeps the client's data from reaching into our trace header: a
+    /// first line that starts with a space or tab would be read as more of
+    /// our `Received:` field (RFC 5322 §2.2.3 folding), letting the client
+    /// write into it. Such data has no header section of its own (no
+    /// header field starts with white space), so an empty line goes
+    /// before it and it is kept whole, as the body.
+    fn end_trace(&mut self) {
+        let Some(at) = self.data_start else {
+            return;
+        };
+        match self.buf.get(at) {
+            None => {}
+            Some(b' ' | b'\t') => {
+                self.buf.insert(at, b'\n');
+                self.data_start = None;
+            }
+            Some(_) => self.data_start = None,
         }
     }
 
@@ -139,6 +163,7 @@ impl Delivery {
     /// `settle`). After a write error the body is dropped; the error is
     /// reported by [`Delivery::commit`].
     pub async fn spill_if_full(&mut self) {
+        self.end_trace();
         if self.buf.len() < SPOOL_CHUNK {
             return;
         }
@@ -205,6 +230,7 @@ impl Delivery {
     /// the group commit) and returns its path. Nothing remains in `tmp/`
     /// or `new/` on error.
     pub async fn commit(mut self) -> io::Result<PathBuf> {
+        self.end_trace();
         self.wait_for_write().await;
         if let Some(settling) = self.settling.take() {
             if let Err(e) = settling.await.map_err(io::Error::other).and_then(|r| r) {
@@ -315,6 +341,41 @@ pub(crate) mod tests {
             assert_eq!(std::fs::read(path).unwrap().len(), 3 * SPOOL_CHUNK);
         });
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn data_that_starts_with_white_space_cannot_continue_our_trace_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), "h").unwrap());
+        let header =
+            "Received: from x\n\tby h (maildoor) with SMTP id 1;\n\tThu, 01 Jan 1970 00:00:00 +0000\n";
+        let stored = |pieces: &[&[u8]]| {
+            let path = rt().block_on(async {
+                let id = store.maildir().next_id();
+                let mut d = Delivery::begin(Arc::clone(&store), id, header.into(), Vec::new());
+                for piece in pieces {
+                    d.buffer().extend_from_slice(piece);
+                    d.spill_if_full().await;
+                }
+                d.commit().await.unwrap()
+            });
+            String::from_utf8(std::fs::read(path).unwrap()).unwrap()
+        };
+        let forged =
+            "\tby evil.example with ESMTP id FAKE; Mon, 01 Jan 2001 00:00:00 +0000\nSubject: ws\n\nbody\n";
+        // Also when the first read brings nothing of the body.
+        for pieces in [&[forged.as_bytes()][..], &[b"", forged.as_bytes()][..]] {
+            assert_eq!(stored(pieces), format!("{header}\n{forged}"));
+        }
+        for first in ["Subject: s\n\nb\n", "\nbody\n", "x"] {
+            assert_eq!(
+                stored(&[first.as_bytes()]),
+                format!("{header}{first}"),
+                "{first:?}"
+            );
+        }
+        // White space further on is the message's own business.
+        assert_eq!(stored(&[b"S", b" x\n"]), format!("{header}S x\n"));
     }
 
     #[test]

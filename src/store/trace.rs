@@ -38,15 +38,17 @@ pub fn peer_literal(peer: SocketAddr) -> String {
 }
 
 /// The protocol keyword of the `with` clause (RFC 3848, RFC 6531 §3.7.3).
+/// There is no registered "SMTPS": TLS is `ESMTPS` even after HELO (a
+/// STARTTLS client spoke ESMTP to get there; implicit TLS is `ESMTPS` in
+/// practice too).
 fn protocol(info: &TraceInfo<'_>, env: &Envelope) -> &'static str {
     let extended = info.hello.is_some_and(|h| h.extended);
-    match (extended, env.params.smtputf8, info.tls) {
-        (false, _, false) => "SMTP",
-        (false, _, true) => "SMTPS",
-        (true, false, false) => "ESMTP",
-        (true, false, true) => "ESMTPS",
-        (true, true, false) => "UTF8SMTP",
-        (true, true, true) => "UTF8SMTPS",
+    match (env.params.smtputf8, info.tls) {
+        (true, false) => "UTF8SMTP",
+        (true, true) => "UTF8SMTPS",
+        (false, true) => "ESMTPS",
+        (false, false) if extended => "ESMTP",
+        (false, false) => "SMTP",
     }
 }
 
@@ -77,12 +79,26 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
         many => {
             // One recipient per folded line: a hundred of them must not
             // make one line longer than RFC 5322 §2.1.1 allows.
-            let list: Vec<String> = many.iter().map(ToString::to_string).collect();
+            let list: Vec<String> = many.iter().map(|r| comment_text(&r.to_string())).collect();
             s.push_str(&format!("\n\t(envelope recipients: {})", list.join(",\n\t ")));
         }
     }
     s.push_str(&format!(";\n\t{}\n", rfc5322_date(now)));
     s
+}
+
+/// `text` made safe inside a comment: `(`, `)` and `\\` (which a quoted
+/// local part may hold) become quoted pairs (RFC 5322 §3.2.2), so the
+/// comment ends where we end it.
+fn comment_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '(' | ')' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Formats a time as an RFC 5322 §3.3 date in UTC, e.g.
@@ -176,6 +192,52 @@ mod tests {
     }
 
     #[test]
+    fn quoted_local_parts_keep_the_comment_whole_and_read_back() {
+        let env = Envelope {
+            from: ReversePath::Null,
+            params: MailParams::default(),
+            rcpts: vec![],
+        };
+        let info = TraceInfo {
+            hello: None,
+            peer: "127.0.0.1:4000".parse().unwrap(),
+            hostname: "mx.test",
+            queue_id: "ID1",
+            tls: false,
+            tls_details: None,
+        };
+        let rcpt = |local: &str| {
+            ForwardPath::Mailbox(Mailbox {
+                local: local.into(),
+                domain: Domain::Name("example.test".into()),
+            })
+        };
+        let read_back = |rcpts: &[ForwardPath]| {
+            let message = format!("{}Subject: x\n\nbody\n", headers(&info, &env, rcpts, UNIX_EPOCH));
+            let summary = crate::mailbox::message::summarize(message.as_bytes()).unwrap();
+            (message, summary.envelope_to)
+        };
+        // Local parts as parsed (unquoted); they are written quoted.
+        let many = [rcpt("a)b(c"), rcpt("a\"q;)"), rcpt("plain")];
+        let (message, to) = read_back(&many);
+        assert!(
+            message.contains(
+                "(envelope recipients: <\"a\\)b\\(c\"@example.test>,\n\t <\"a\\\\\"q;\\)\"@example.test>,"
+            ),
+            "{message}"
+        );
+        let want: Vec<String> = many
+            .iter()
+            .map(|r| r.to_string().trim_matches(['<', '>']).to_string())
+            .collect();
+        assert_eq!(to, want);
+        // One recipient: the `for` clause, whose path may hold `;` and `>`.
+        let one = [rcpt("a;b> c")];
+        let (_, to) = read_back(&one);
+        assert_eq!(to, vec!["\"a;b> c\"@example.test".to_string()]);
+    }
+
+    #[test]
     fn received_names_everything() {
         let hello = Hello {
             name: Domain::Name("client.example".into()),
@@ -214,5 +276,30 @@ mod tests {
             h.contains("([IPv6:::1]:4000)\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\n\tby mx.test (maildoor) with ESMTPS id ID1"),
             "{h}"
         );
+        // HELO inside TLS: still ESMTPS, there is no registered "SMTPS".
+        let helo = Hello {
+            extended: false,
+            ..hello.clone()
+        };
+        let h = headers(
+            &TraceInfo {
+                hello: Some(&helo),
+                ..tls
+            },
+            &env,
+            &[],
+            UNIX_EPOCH,
+        );
+        assert!(h.contains(" with ESMTPS id ID1"), "{h}");
+        let h = headers(
+            &TraceInfo {
+                hello: Some(&helo),
+                ..info
+            },
+            &env,
+            &[],
+            UNIX_EPOCH,
+        );
+        assert!(h.contains(" with SMTP id ID1"), "{h}");
     }
 }
