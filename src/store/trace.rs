@@ -145,6 +145,26 @@ mod tests {
     use crate::smtp::command::{Domain, MailParams, Mailbox};
     use std::time::Duration;
 
+    fn null_envelope() -> Envelope {
+        Envelope {
+            from: ReversePath::Null,
+            params: MailParams::default(),
+            rcpts: vec![],
+        }
+    }
+
+    /// A session from 127.0.0.1:4000 with no hello and no TLS.
+    fn plain_info() -> TraceInfo<'static> {
+        TraceInfo {
+            hello: None,
+            peer: "127.0.0.1:4000".parse().unwrap(),
+            hostname: "mx.test",
+            queue_id: "ID1",
+            tls: false,
+            tls_details: None,
+        }
+    }
+
     #[test]
     fn dates() {
         assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
@@ -156,11 +176,7 @@ mod tests {
 
     #[test]
     fn many_recipients_fold_one_per_line_and_read_back() {
-        let env = Envelope {
-            from: ReversePath::Null,
-            params: MailParams::default(),
-            rcpts: vec![],
-        };
+        let env = null_envelope();
         let rcpts: Vec<ForwardPath> = (0..100)
             .map(|i| {
                 ForwardPath::Mailbox(Mailbox {
@@ -169,14 +185,7 @@ mod tests {
                 })
             })
             .collect();
-        let info = TraceInfo {
-            hello: None,
-            peer: "127.0.0.1:4000".parse().unwrap(),
-            hostname: "mx.test",
-            queue_id: "ID1",
-            tls: false,
-            tls_details: None,
-        };
+        let info = plain_info();
         let h = headers(&info, &env, &rcpts, UNIX_EPOCH);
         // Every line stays short (RFC 5322 §2.1.1 allows 998 octets).
         assert!(h.lines().all(|l| l.len() < 100), "{h}");
@@ -193,19 +202,8 @@ mod tests {
 
     #[test]
     fn quoted_local_parts_keep_the_comment_whole_and_read_back() {
-        let env = Envelope {
-            from: ReversePath::Null,
-            params: MailParams::default(),
-            rcpts: vec![],
-        };
-        let info = TraceInfo {
-            hello: None,
-            peer: "127.0.0.1:4000".parse().unwrap(),
-            hostname: "mx.test",
-            queue_id: "ID1",
-            tls: false,
-            tls_details: None,
-        };
+        let env = null_envelope();
+        let info = plain_info();
         let rcpt = |local: &str| {
             ForwardPath::Mailbox(Mailbox {
                 local: local.into(),
@@ -243,11 +241,7 @@ mod tests {
             name: Domain::Name("client.example".into()),
             extended: true,
         };
-        let env = Envelope {
-            from: ReversePath::Null,
-            params: MailParams::default(),
-            rcpts: vec![],
-        };
+        let env = null_envelope();
         let rcpt = ForwardPath::Mailbox(Mailbox {
             local: "u".into(),
             domain: Domain::Name("localhost".into()),
@@ -255,10 +249,7 @@ mod tests {
         let info = TraceInfo {
             hello: Some(&hello),
             peer: "[::1]:4000".parse().unwrap(),
-            hostname: "mx.test",
-            queue_id: "ID1",
-            tls: false,
-            tls_details: None,
+            ..plain_info()
         };
         let h = headers(&info, &env, &[rcpt], UNIX_EPOCH);
         assert_eq!(
@@ -281,25 +272,17 @@ mod tests {
             extended: false,
             ..hello.clone()
         };
-        let h = headers(
-            &TraceInfo {
-                hello: Some(&helo),
-                ..tls
-            },
-            &env,
-            &[],
-            UNIX_EPOCH,
-        );
-        assert!(h.contains(" with ESMTPS id ID1"), "{h}");
-        let h = headers(
-            &TraceInfo {
-                hello: Some(&helo),
-                ..info
-            },
-            &env,
-            &[],
-            UNIX_EPOCH,
-        );
-        assert!(h.contains(" with SMTP id ID1"), "{h}");
+        for (over, keyword) in [(tls, " with ESMTPS id ID1"), (info, " with SMTP id ID1")] {
+            let h = headers(
+                &TraceInfo {
+                    hello: Some(&helo),
+                    ..over
+                },
+                &env,
+                &[],
+                UNIX_EPOCH,
+            );
+            assert!(h.contains(keyword), "{h}");
+        }
     }
 }
