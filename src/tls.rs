@@ -55,9 +55,15 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsErro
 
 /// A self-signed certificate for `hostname` and its key, both PEM:
 /// `(cert, key)`. For tests and first steps, not for the internet.
+/// The name is the subject alternative name clients check, and the
+/// subject's common name that people read (`openssl x509 -subject`).
 pub fn self_signed(hostname: &str) -> Result<(String, String), rcgen::Error> {
-    let pair = rcgen::generate_simple_self_signed(vec![hostname.to_string()])?;
-    Ok((pair.cert.pem(), pair.key_pair.serialize_pem()))
+    let mut params = rcgen::CertificateParams::new(vec![hostname.to_string()])?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, hostname);
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// The protocol version and cipher suite of an established session, as
