@@ -60,7 +60,9 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsErro
 pub fn self_signed(hostname: &str) -> Result<(String, String), rcgen::Error> {
     let mut params = rcgen::CertificateParams::new(vec![hostname.to_string()])?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, hostname);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname);
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     Ok((cert.pem(), key.serialize_pem()))

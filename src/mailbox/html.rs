@@ -1,8 +1,8 @@
 //! HTML made readable as plain text, for `mailbox show` of a message that
 //! has no text/plain part. Not a renderer: tags go, block-level tags and
-//! `<br>` become line breaks, list items get a dash, links keep their
-//! address, `<script>`, `<style>`, `<head>` and comments are dropped, and
-//! character references are decoded. Runs of white space collapse as a
+//! `<br>` become line breaks, list items get a dash, a link's address
+//! follows its text, `<script>`, `<style>`, `<head>` and comments are dropped, and
+//! character references (HTML 4's names, numbers) are decoded. Runs of white space collapse as a
 //! browser would collapse them, except inside `<pre>`.
 
 /// Tags that start and end a paragraph (a blank line around them).
@@ -154,31 +154,270 @@ fn entity(name: &str) -> Option<char> {
         };
         return char::from_u32(code).filter(|c| !c.is_control() || c.is_whitespace());
     }
-    Some(match name {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        "nbsp" => '\u{a0}',
-        "copy" => '©',
-        "reg" => '®',
-        "euro" => '€',
-        "ndash" => '–',
-        "mdash" => '—',
-        "hellip" => '…',
-        "laquo" => '«',
-        "raquo" => '»',
-        "auml" => 'ä',
-        "ouml" => 'ö',
-        "uuml" => 'ü',
-        "Auml" => 'Ä',
-        "Ouml" => 'Ö',
-        "Uuml" => 'Ü',
-        "szlig" => 'ß',
-        _ => return None,
-    })
+    ENTITIES
+        .binary_search_by(|(known, _)| known.cmp(&name))
+        .ok()
+        .and_then(|i| ENTITIES.get(i))
+        .map(|&(_, c)| c)
 }
+
+/// The named character references of HTML 4 (the set mail is written
+/// with) and `&apos;`, sorted by name for a binary search.
+const ENTITIES: [(&str, char); 253] = [
+    ("AElig", 'Æ'),
+    ("Aacute", 'Á'),
+    ("Acirc", 'Â'),
+    ("Agrave", 'À'),
+    ("Alpha", 'Α'),
+    ("Aring", 'Å'),
+    ("Atilde", 'Ã'),
+    ("Auml", 'Ä'),
+    ("Beta", 'Β'),
+    ("Ccedil", 'Ç'),
+    ("Chi", 'Χ'),
+    ("Dagger", '\u{2021}'),
+    ("Delta", 'Δ'),
+    ("ETH", 'Ð'),
+    ("Eacute", 'É'),
+    ("Ecirc", 'Ê'),
+    ("Egrave", 'È'),
+    ("Epsilon", 'Ε'),
+    ("Eta", 'Η'),
+    ("Euml", 'Ë'),
+    ("Gamma", 'Γ'),
+    ("Iacute", 'Í'),
+    ("Icirc", 'Î'),
+    ("Igrave", 'Ì'),
+    ("Iota", 'Ι'),
+    ("Iuml", 'Ï'),
+    ("Kappa", 'Κ'),
+    ("Lambda", 'Λ'),
+    ("Mu", 'Μ'),
+    ("Ntilde", 'Ñ'),
+    ("Nu", 'Ν'),
+    ("OElig", 'Œ'),
+    ("Oacute", 'Ó'),
+    ("Ocirc", 'Ô'),
+    ("Ograve", 'Ò'),
+    ("Omega", 'Ω'),
+    ("Omicron", 'Ο'),
+    ("Oslash", 'Ø'),
+    ("Otilde", 'Õ'),
+    ("Ouml", 'Ö'),
+    ("Phi", 'Φ'),
+    ("Pi", 'Π'),
+    ("Prime", '\u{2033}'),
+    ("Psi", 'Ψ'),
+    ("Rho", 'Ρ'),
+    ("Scaron", 'Š'),
+    ("Sigma", 'Σ'),
+    ("THORN", 'Þ'),
+    ("Tau", 'Τ'),
+    ("Theta", 'Θ'),
+    ("Uacute", 'Ú'),
+    ("Ucirc", 'Û'),
+    ("Ugrave", 'Ù'),
+    ("Upsilon", 'Υ'),
+    ("Uuml", 'Ü'),
+    ("Xi", 'Ξ'),
+    ("Yacute", 'Ý'),
+    ("Yuml", 'Ÿ'),
+    ("Zeta", 'Ζ'),
+    ("aacute", 'á'),
+    ("acirc", 'â'),
+    ("acute", '´'),
+    ("aelig", 'æ'),
+    ("agrave", 'à'),
+    ("alefsym", 'ℵ'),
+    ("alpha", 'α'),
+    ("amp", '&'),
+    ("and", '∧'),
+    ("ang", '∠'),
+    ("apos", '\''),
+    ("aring", 'å'),
+    ("asymp", '≈'),
+    ("atilde", 'ã'),
+    ("auml", 'ä'),
+    ("bdquo", '\u{201e}'),
+    ("beta", 'β'),
+    ("brvbar", '¦'),
+    ("bull", '\u{2022}'),
+    ("cap", '∩'),
+    ("ccedil", 'ç'),
+    ("cedil", '¸'),
+    ("cent", '¢'),
+    ("chi", 'χ'),
+    ("circ", 'ˆ'),
+    ("clubs", '♣'),
+    ("cong", '≅'),
+    ("copy", '©'),
+    ("crarr", '↵'),
+    ("cup", '∪'),
+    ("curren", '¤'),
+    ("dArr", '⇓'),
+    ("dagger", '\u{2020}'),
+    ("darr", '↓'),
+    ("deg", '°'),
+    ("delta", 'δ'),
+    ("diams", '♦'),
+    ("divide", '÷'),
+    ("eacute", 'é'),
+    ("ecirc", 'ê'),
+    ("egrave", 'è'),
+    ("empty", '∅'),
+    ("emsp", '\u{2003}'),
+    ("ensp", '\u{2002}'),
+    ("epsilon", 'ε'),
+    ("equiv", '≡'),
+    ("eta", 'η'),
+    ("eth", 'ð'),
+    ("euml", 'ë'),
+    ("euro", '€'),
+    ("exist", '∃'),
+    ("fnof", 'ƒ'),
+    ("forall", '∀'),
+    ("frac12", '½'),
+    ("frac14", '¼'),
+    ("frac34", '¾'),
+    ("frasl", '\u{2044}'),
+    ("gamma", 'γ'),
+    ("ge", '≥'),
+    ("gt", '>'),
+    ("hArr", '⇔'),
+    ("harr", '↔'),
+    ("hearts", '♥'),
+    ("hellip", '\u{2026}'),
+    ("iacute", 'í'),
+    ("icirc", 'î'),
+    ("iexcl", '¡'),
+    ("igrave", 'ì'),
+    ("image", 'ℑ'),
+    ("infin", '∞'),
+    ("int", '∫'),
+    ("iota", 'ι'),
+    ("iquest", '¿'),
+    ("isin", '∈'),
+    ("iuml", 'ï'),
+    ("kappa", 'κ'),
+    ("lArr", '⇐'),
+    ("lambda", 'λ'),
+    ("lang", '〈'),
+    ("laquo", '«'),
+    ("larr", '←'),
+    ("lceil", '⌈'),
+    ("ldquo", '\u{201c}'),
+    ("le", '≤'),
+    ("lfloor", '⌊'),
+    ("lowast", '∗'),
+    ("loz", '◊'),
+    ("lrm", '\u{200e}'),
+    ("lsaquo", '\u{2039}'),
+    ("lsquo", '\u{2018}'),
+    ("lt", '<'),
+    ("macr", '¯'),
+    ("mdash", '\u{2014}'),
+    ("micro", 'µ'),
+    ("middot", '·'),
+    ("minus", '−'),
+    ("mu", 'μ'),
+    ("nabla", '∇'),
+    ("nbsp", '\u{a0}'),
+    ("ndash", '\u{2013}'),
+    ("ne", '≠'),
+    ("ni", '∋'),
+    ("not", '¬'),
+    ("notin", '∉'),
+    ("nsub", '⊄'),
+    ("ntilde", 'ñ'),
+    ("nu", 'ν'),
+    ("oacute", 'ó'),
+    ("ocirc", 'ô'),
+    ("oelig", 'œ'),
+    ("ograve", 'ò'),
+    ("oline", '\u{203e}'),
+    ("omega", 'ω'),
+    ("omicron", 'ο'),
+    ("oplus", '⊕'),
+    ("or", '∨'),
+    ("ordf", 'ª'),
+    ("ordm", 'º'),
+    ("oslash", 'ø'),
+    ("otilde", 'õ'),
+    ("otimes", '⊗'),
+    ("ouml", 'ö'),
+    ("para", '¶'),
+    ("part", '∂'),
+    ("permil", '\u{2030}'),
+    ("perp", '⊥'),
+    ("phi", 'φ'),
+    ("pi", 'π'),
+    ("piv", 'ϖ'),
+    ("plusmn", '±'),
+    ("pound", '£'),
+    ("prime", '\u{2032}'),
+    ("prod", '∏'),
+    ("prop", '∝'),
+    ("psi", 'ψ'),
+    ("quot", '"'),
+    ("rArr", '⇒'),
+    ("radic", '√'),
+    ("rang", '〉'),
+    ("raquo", '»'),
+    ("rarr", '→'),
+    ("rceil", '⌉'),
+    ("rdquo", '\u{201d}'),
+    ("real", 'ℜ'),
+    ("reg", '®'),
+    ("rfloor", '⌋'),
+    ("rho", 'ρ'),
+    ("rlm", '\u{200f}'),
+    ("rsaquo", '\u{203a}'),
+    ("rsquo", '\u{2019}'),
+    ("sbquo", '\u{201a}'),
+    ("scaron", 'š'),
+    ("sdot", '⋅'),
+    ("sect", '§'),
+    ("shy", '\u{ad}'),
+    ("sigma", 'σ'),
+    ("sigmaf", 'ς'),
+    ("sim", '∼'),
+    ("spades", '♠'),
+    ("sub", '⊂'),
+    ("sube", '⊆'),
+    ("sum", '∑'),
+    ("sup", '⊃'),
+    ("sup1", '¹'),
+    ("sup2", '²'),
+    ("sup3", '³'),
+    ("supe", '⊇'),
+    ("szlig", 'ß'),
+    ("tau", 'τ'),
+    ("there4", '∴'),
+    ("theta", 'θ'),
+    ("thetasym", 'ϑ'),
+    ("thinsp", '\u{2009}'),
+    ("thorn", 'þ'),
+    ("tilde", '˜'),
+    ("times", '×'),
+    ("trade", '™'),
+    ("uArr", '⇑'),
+    ("uacute", 'ú'),
+    ("uarr", '↑'),
+    ("ucirc", 'û'),
+    ("ugrave", 'ù'),
+    ("uml", '¨'),
+    ("upsih", 'ϒ'),
+    ("upsilon", 'υ'),
+    ("uuml", 'ü'),
+    ("weierp", '℘'),
+    ("xi", 'ξ'),
+    ("yacute", 'ý'),
+    ("yen", '¥'),
+    ("yuml", 'ÿ'),
+    ("zeta", 'ζ'),
+    ("zwj", '\u{200d}'),
+    ("zwnj", '\u{200c}'),
+];
 
 /// The text being built: lines, and whether white space is kept as is.
 #[derive(Default)]
@@ -188,6 +427,8 @@ struct Text {
     pre: usize,
     /// A space is owed before the next word (collapsed white space).
     space: bool,
+    /// Inside a link: its address, and where its text starts in `out`.
+    link: Option<(String, usize)>,
 }
 
 impl Text {
@@ -258,15 +499,21 @@ impl Text {
             }
             ("td" | "th", _) => self.space = true,
             ("a", false) => {
-                // The address goes before the link's text: simpler than
-                // after it, and it still says where the link leads.
-                if let Some(href) = tag
+                self.link = tag
                     .href
-                    .as_deref()
+                    .clone()
                     .filter(|h| h.starts_with("http") || h.starts_with("mailto:"))
-                {
-                    self.push_chars(&format!("<{href}>"));
-                    self.space = true;
+                    .map(|href| (href, self.out.len()));
+            }
+            ("a", true) => {
+                // The address follows the link's text, unless that text
+                // is the address already.
+                if let Some((href, from)) = self.link.take() {
+                    let text = self.out.get(from..).unwrap_or_default().trim();
+                    let bare = href.strip_prefix("mailto:").unwrap_or(&href);
+                    if text != href && text != bare {
+                        self.push_chars(&format!(" <{href}>"));
+                    }
                 }
             }
             _ if PARAGRAPHS.contains(&name) => self.end_line(true),
@@ -304,7 +551,29 @@ mod tests {
             "<p>See <a href=\"https://example.org/x?a=1&amp;b=2\">the page</a>.</p><pre>  a\n    b</pre>";
         assert_eq!(
             to_text(html),
-            "See <https://example.org/x?a=1&b=2> the page.\n\n  a\n    b\n"
+            "See the page <https://example.org/x?a=1&b=2>.\n\n  a\n    b\n"
+        );
+    }
+
+    #[test]
+    fn every_html4_name_decodes_and_an_address_is_not_said_twice() {
+        assert!(
+            ENTITIES.windows(2).all(|w| w[0].0 < w[1].0),
+            "the table must stay sorted"
+        );
+        assert_eq!(
+            to_text("Caf&eacute; &hellip; 5&nbsp;&euro; &Omega;&le;&frac12; &apos;q&apos;"),
+            "Café … 5 € Ω≤½ 'q'\n"
+        );
+        assert_eq!(
+            to_text(
+                "<a href=\"https://x.test/\">https://x.test/</a> <a href=\"mailto:a@x.test\"> a@x.test </a>"
+            ),
+            "https://x.test/ a@x.test\n"
+        );
+        assert_eq!(
+            to_text("<a href=\"mailto:a@x.test\">write</a>"),
+            "write <mailto:a@x.test>\n"
         );
     }
 
