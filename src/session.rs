@@ -677,8 +677,12 @@ where
     let host = &shared.policy.hostname;
     let started = Instant::now();
     let mut too_big = false;
+    // Octets as they came, for the rate check (the size counts a bare LF
+    // as two and a stuffing dot as none).
+    let mut received: u64 = 0;
     loop {
         if !wire.pending().is_empty() {
+            received += wire.pending().len() as u64;
             let input = wire.buf.get(wire.lo..wire.hi).unwrap_or_default();
             let out = delivery.buffer();
             let progress = decoder.feed(input, out);
@@ -744,7 +748,7 @@ where
         // an average rate once the grace period is over.
         let elapsed = started.elapsed();
         let expected = limits.min_data_rate as f64 * elapsed.as_secs_f64();
-        if elapsed > limits.rate_grace && (decoder.wire_size() as f64) < expected {
+        if elapsed > limits.rate_grace && (received as f64) < expected {
             wire.reply(&Reply::new(
                 421,
                 codes::TIMEOUT,

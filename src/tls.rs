@@ -55,14 +55,18 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsErro
 
 /// A self-signed certificate for `hostname` and its key, both PEM:
 /// `(cert, key)`. For tests and first steps, not for the internet.
-/// The name is the subject alternative name clients check, and the
-/// subject's common name that people read (`openssl x509 -subject`).
+/// The name is the subject alternative name clients check, and (up to 64
+/// characters) the subject's common name that people read (`openssl x509
+/// -subject`).
 pub fn self_signed(hostname: &str) -> Result<(String, String), rcgen::Error> {
     let mut params = rcgen::CertificateParams::new(vec![hostname.to_string()])?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, hostname);
+    // X.520 caps a common name at 64 characters; the SAN has no such cap.
+    if hostname.len() <= 64 {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, hostname);
+    }
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     Ok((cert.pem(), key.serialize_pem()))

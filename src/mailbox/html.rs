@@ -462,6 +462,9 @@ impl Text {
         while self.out.ends_with(' ') {
             self.out.pop();
         }
+        if let Some((_, from)) = &mut self.link {
+            *from = (*from).min(self.out.len());
+        }
         if self.out.is_empty() {
             return;
         }
@@ -499,30 +502,39 @@ impl Text {
             }
             ("td" | "th", _) => self.space = true,
             ("a", false) => {
+                // A new link closes one still open, as browsers do.
+                self.close_link();
                 self.link = tag
                     .href
                     .clone()
                     .filter(|h| h.starts_with("http") || h.starts_with("mailto:"))
                     .map(|href| (href, self.out.len()));
             }
-            ("a", true) => {
-                // The address follows the link's text, unless that text
-                // is the address already.
-                if let Some((href, from)) = self.link.take() {
-                    let text = self.out.get(from..).unwrap_or_default().trim();
-                    let bare = href.strip_prefix("mailto:").unwrap_or(&href);
-                    if text != href && text != bare {
-                        self.push_chars(&format!(" <{href}>"));
-                    }
-                }
-            }
+            ("a", true) => self.close_link(),
             _ if PARAGRAPHS.contains(&name) => self.end_line(true),
             _ if LINES.contains(&name) => self.end_line(false),
             _ => {}
         }
     }
 
-    fn finish(self) -> String {
+    /// Ends the open link, if any: its address follows its text, unless
+    /// that text is the address already.
+    fn close_link(&mut self) {
+        if let Some((href, from)) = self.link.take() {
+            let text = self.out.get(from..).unwrap_or_default().trim();
+            let bare = href.strip_prefix("mailto:").unwrap_or(&href);
+            if text != href && text != bare {
+                // White space owed after the text is owed after the address.
+                let owed = self.space;
+                self.push_chars(&format!(" <{href}>"));
+                self.space = owed;
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        // A link never closed is a link to the end.
+        self.close_link();
         let lines: Vec<&str> = self.out.lines().map(str::trim_end).collect();
         let text = lines.join("\n");
         format!("{}\n", text.trim_matches('\n'))
@@ -574,6 +586,19 @@ mod tests {
         assert_eq!(
             to_text("<a href=\"mailto:a@x.test\">write</a>"),
             "write <mailto:a@x.test>\n"
+        );
+        // A link left open, or cut short by the next one, keeps its address.
+        assert_eq!(
+            to_text("<a href=\"https://e.test/\">Click here"),
+            "Click here <https://e.test/>\n"
+        );
+        assert_eq!(
+            to_text("<a href=\"https://e.test/\">Pay <a name=x>now</a>"),
+            "Pay <https://e.test/> now\n"
+        );
+        assert_eq!(
+            to_text("<p><a href=\"https://e.test/\">x&nbsp; </p>y</a>"),
+            "x\n\ny <https://e.test/>\n"
         );
     }
 

@@ -143,10 +143,25 @@ pub fn envelope_recipients(headers: &[MailHeader<'_>]) -> Vec<String> {
     let Some(value) = ours else {
         return Vec::new();
     };
-    if let Some((_, rest)) = value.split_once("(envelope recipients:") {
-        angle_addresses(&comment_body(rest), usize::MAX)
-    } else if let Some((_, rest)) = value.split_once(" for ") {
-        angle_addresses(rest, 1)
+    // What follows `(maildoor) with <protocol> id <queue id>` says who the
+    // message was for; a recipient's own text further on (a quoted local
+    // part may hold anything) is never taken for it.
+    let Some((_, after)) = value.split_once("(maildoor)") else {
+        return Vec::new();
+    };
+    let mut words = after.split(' ').filter(|w| !w.is_empty());
+    let shape = (words.next(), words.next(), words.next(), words.next());
+    let (Some("with"), Some(_), Some("id"), Some(id)) = shape else {
+        return Vec::new();
+    };
+    let rest = after
+        .split_once(&format!(" id {id}"))
+        .map_or("", |(_, rest)| rest)
+        .trim_start();
+    if let Some(list) = rest.strip_prefix("(envelope recipients:") {
+        angle_addresses(&comment_body(list), usize::MAX)
+    } else if let Some(path) = rest.strip_prefix("for ") {
+        angle_addresses(path, 1)
     } else {
         Vec::new()
     }

@@ -137,7 +137,9 @@ impl Delivery {
         };
         match self.buf.get(at) {
             None => {}
-            Some(b' ' | b'\t') => {
+            // A bare CR first, too: a reader that drops it would see the
+            // white space after it as a continuation.
+            Some(b' ' | b'\t' | b'\r') => {
                 self.buf.insert(at, b'\n');
                 self.data_start = None;
             }
@@ -164,7 +166,9 @@ impl Delivery {
     /// reported by [`Delivery::commit`].
     pub async fn spill_if_full(&mut self) {
         self.end_trace();
-        if self.buf.len() < SPOOL_CHUNK {
+        // Until the data's first octet is known (a trace header for very
+        // many recipients may fill a chunk alone) the buffer stays whole.
+        if self.buf.len() < SPOOL_CHUNK || self.data_start.is_some() {
             return;
         }
         if self.failed.is_some() || self.store.discard {
@@ -349,7 +353,7 @@ pub(crate) mod tests {
         let store = Arc::new(Store::open(dir.path(), "h").unwrap());
         let header =
             "Received: from x\n\tby h (maildoor) with SMTP id 1;\n\tThu, 01 Jan 1970 00:00:00 +0000\n";
-        let stored = |pieces: &[&[u8]]| {
+        let stored_under = |header: &str, pieces: &[&[u8]]| {
             let path = rt().block_on(async {
                 let id = store.maildir().next_id();
                 let mut d = Delivery::begin(Arc::clone(&store), id, header.into(), Vec::new());
@@ -361,12 +365,18 @@ pub(crate) mod tests {
             });
             String::from_utf8(std::fs::read(path).unwrap()).unwrap()
         };
+        let stored = |pieces: &[&[u8]]| stored_under(header, pieces);
+        // A trace header that fills a chunk alone (very many recipients)
+        // is not spilled before the data's first octet is seen.
+        let huge = format!("{header}X-Pad: {}\n", "p".repeat(SPOOL_CHUNK));
+        assert_eq!(stored_under(&huge, &[b"", b" x\n"]), format!("{huge}\n x\n"));
         let forged =
             "\tby evil.example with ESMTP id FAKE; Mon, 01 Jan 2001 00:00:00 +0000\nSubject: ws\n\nbody\n";
         // Also when the first read brings nothing of the body.
         for pieces in [&[forged.as_bytes()][..], &[b"", forged.as_bytes()][..]] {
             assert_eq!(stored(pieces), format!("{header}\n{forged}"));
         }
+        assert_eq!(stored(&[b"\r\tx\n"]), format!("{header}\n\r\tx\n"));
         for first in ["Subject: s\n\nb\n", "\nbody\n", "x"] {
             assert_eq!(
                 stored(&[first.as_bytes()]),

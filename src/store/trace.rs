@@ -233,6 +233,13 @@ mod tests {
         let one = [rcpt("a;b> c")];
         let (_, to) = read_back(&one);
         assert_eq!(to, vec!["\"a;b> c\"@example.test".to_string()]);
+        // A local part that spells a recipient list is not one.
+        let forged = [rcpt("x (envelope recipients: <victim@localhost>)")];
+        let (_, to) = read_back(&forged);
+        assert_eq!(
+            to,
+            vec!["\"x (envelope recipients: <victim@localhost>)\"@example.test".to_string()]
+        );
     }
 
     #[test]
