@@ -109,6 +109,9 @@ impl Server {
                 source,
             })?;
         let store = if discard { store.discarding() } else { store };
+        if store.early_flush {
+            info!("ext4 without a journal: a big message's tmp/ file is flushed once as soon as it is made");
+        }
         match store.maildir().clean_tmp(Duration::from_secs(36 * 3600)) {
             Ok(0) => {}
             Ok(n) => info!(
