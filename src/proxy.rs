@@ -83,6 +83,10 @@ pub enum ProxyError {
     /// A v2 header too short for the addresses its family needs.
     #[error("PROXY v2 header too short for its address family")]
     V2Short,
+    /// A v2 address family or transport the spec leaves unassigned (§2.2:
+    /// "must be rejected as invalid by receivers").
+    #[error("PROXY v2 address family and protocol {0:#04x} are not defined")]
+    V2Family(u8),
 }
 
 /// Parses the start of a connection as a PROXY header (spec §2.1, §2.2).
@@ -175,6 +179,10 @@ fn parse_v2(input: &[u8]) -> Result<Parse, ProxyError> {
     if ver_cmd >> 4 != 2 || ver_cmd & 0x0f > 1 {
         return Err(ProxyError::V2Command(ver_cmd));
     }
+    // Families UNSPEC, INET, INET6, UNIX; protocols UNSPEC, STREAM, DGRAM.
+    if family >> 4 > 3 || family & 0x0f > 2 {
+        return Err(ProxyError::V2Family(family));
+    }
     if payload > V2_MAX_PAYLOAD {
         return Err(ProxyError::V2TooLong(payload));
     }
@@ -218,8 +226,7 @@ fn parse_v2(input: &[u8]) -> Result<Parse, ProxyError> {
                 destination: SocketAddr::new(ip(16), port_at(a, 34)),
             }
         }
-        // AF_UNSPEC, AF_UNIX and anything newer: the rest (and all TLVs)
-        // is skipped.
+        // AF_UNSPEC and AF_UNIX: the rest (and all TLVs) is skipped.
         _ => Header::Local,
     };
     Ok(Parse::Done { header, len })

@@ -144,6 +144,14 @@ fn v2_refusals() {
     let mut bad_cmd = v2(1, 0x11, &[0; 12]);
     bad_cmd[12] = 0x22;
     assert_eq!(feed(&bad_cmd), Err(ProxyError::V2Command(0x22)));
+    // Unassigned family or protocol nibbles, whatever the command.
+    for (cmd, fam) in [(1, 0x13), (1, 0x1f), (1, 0x23), (1, 0x41), (1, 0xf1), (0, 0x51)] {
+        assert_eq!(
+            feed(&v2(cmd, fam, &[0; 36])),
+            Err(ProxyError::V2Family(fam)),
+            "{fam:#04x}"
+        );
+    }
     assert_eq!(feed(&v2(1, 0x11, &[0; 11])), Err(ProxyError::V2Short));
     assert_eq!(feed(&v2(1, 0x21, &[0; 35])), Err(ProxyError::V2Short));
     // The length is checked from the fixed part alone, before buffering.

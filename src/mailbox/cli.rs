@@ -7,7 +7,7 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 
 use super::list::Row;
-use super::message::normalize_address;
+use super::message::normalize_user;
 use super::watch::{self, Watched};
 use super::{read_message, render, Layout, Mailbox, MailboxError};
 
@@ -91,7 +91,7 @@ fn select(layout: &Layout<'_>, user: Option<&str>) -> Result<Selection, MailboxE
             let (mailbox, own) = Mailbox::open_for_user(layout.root, user, layout.delimiter)?;
             Ok(Selection {
                 mailbox,
-                filter: (!own).then(|| normalize_address(user)),
+                filter: (!own).then(|| normalize_user(user)),
             })
         }
     }

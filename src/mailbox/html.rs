@@ -44,7 +44,7 @@ pub fn to_text(html: &str) -> String {
                 .map_or("", |end| after.get(end + 3..).unwrap_or_default());
             continue;
         }
-        let Some(gt) = rest.find('>') else {
+        let Some(gt) = tag_end(rest) else {
             // A '<' that opens no tag is text.
             out.push_text(rest);
             rest = "";
@@ -99,6 +99,31 @@ impl Tag {
 }
 
 /// The value of attribute `name` in a tag's inside, quoted or not.
+/// Where the tag that `text` starts with ends (its `>`), skipping a `>`
+/// inside a quoted attribute value (`title="a>b"`).
+fn tag_end(text: &str) -> Option<usize> {
+    #[derive(Clone, Copy)]
+    enum At {
+        Tag,
+        AfterEquals,
+        Quoted(u8),
+    }
+    let mut at = At::Tag;
+    for (i, b) in text.bytes().enumerate() {
+        at = match (at, b) {
+            (At::Tag, b'>') => return Some(i),
+            (At::Tag, b'=') => At::AfterEquals,
+            (At::AfterEquals, b' ' | b'\t' | b'\n' | b'\r') => At::AfterEquals,
+            (At::AfterEquals, q @ (b'"' | b'\'')) => At::Quoted(q),
+            (At::AfterEquals, b'>') => return Some(i),
+            (At::Quoted(q), c) if c == q => At::Tag,
+            (At::Quoted(q), _) => At::Quoted(q),
+            (_, _) => At::Tag,
+        };
+    }
+    None
+}
+
 fn attribute(inner: &str, name: &str) -> Option<String> {
     let lower = inner.to_ascii_lowercase();
     let mut from = 0;
@@ -587,6 +612,12 @@ mod tests {
             to_text("<a href=\"mailto:a@x.test\">write</a>"),
             "write <mailto:a@x.test>\n"
         );
+        // A '>' inside a quoted value does not end the tag; unquoted works.
+        assert_eq!(
+            to_text("<a title=\"a>b\" href=\"http://t.test\">tricky</a> <a href=http://u.test>u</a>"),
+            "tricky <http://t.test> u <http://u.test>\n"
+        );
+        assert_eq!(to_text("<p class='x>y'>text</p>"), "text\n");
         // A link left open, or cut short by the next one, keeps its address.
         assert_eq!(
             to_text("<a href=\"https://e.test/\">Click here"),

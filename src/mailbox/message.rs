@@ -218,6 +218,27 @@ fn angle_addresses(s: &str, most: usize) -> Vec<String> {
     out
 }
 
+/// `addr` as an SMTP path, the way a client would give it in RCPT TO
+/// (angle brackets optional): what the server parsed and delivered for.
+pub fn parse_address(addr: &str) -> Option<crate::smtp::command::ForwardPath> {
+    let bare = addr.trim().trim_start_matches('<').trim_end_matches('>');
+    match crate::smtp::command::parse(format!("RCPT TO:<{bare}>").as_bytes()) {
+        Ok(crate::smtp::command::Command::Rcpt { to }) => Some(to),
+        _ => None,
+    }
+}
+
+/// An address typed by a user, made comparable with the recipients the
+/// server recorded (see [`normalize_address`]): in the form the server
+/// writes it (`"bob"@x` is `bob@x`, `"a b"@x` stays quoted) when it parses
+/// as SMTP, else as typed.
+pub fn normalize_user(user: &str) -> String {
+    match parse_address(user) {
+        Some(path) => normalize_address(&path.to_string()),
+        None => normalize_address(user),
+    }
+}
+
 /// Normalises an address for comparison: angle brackets and blanks gone,
 /// lower case (local parts are case-sensitive in theory, never in
 /// practice; a reader errs on the side of showing mail).
@@ -304,6 +325,10 @@ mod tests {
         let s = summarize(raw.as_bytes()).unwrap();
         assert_eq!(s.envelope_to, ["a@localhost", "B@Example.org"]);
         assert!(s.is_for(&normalize_address("<b@example.org>")));
+        // A user names an address as a client would write it in RCPT.
+        assert_eq!(normalize_user("\"B\"@Example.org"), "b@example.org");
+        assert_eq!(normalize_user("<\"d\\\\e\"@x.test>"), "\"d\\\\e\"@x.test");
+        assert_eq!(normalize_user("not an address"), "not an address");
         assert!(!s.is_for("zzz@else"));
         // Only our own Received header counts.
         let s = summarize(b"Received: from a by b for <x@y>; now\n\n").unwrap();

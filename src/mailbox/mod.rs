@@ -213,24 +213,54 @@ impl Mailbox {
         user: &str,
         delimiter: Option<char>,
     ) -> Result<UserMaildir, MailboxError> {
+        // First as the server names it: the address parsed as SMTP (quoted
+        // local parts too) and keyed as delivery keys it. An address
+        // literal's Maildir is under the server's first domain, which the
+        // reader does not know: then the plain forms below.
+        let parsed = message::parse_address(user);
+        let server = parsed
+            .as_ref()
+            .filter(|to| match to {
+                crate::smtp::command::ForwardPath::Mailbox(m) => {
+                    matches!(m.domain, crate::smtp::command::Domain::Name(_))
+                }
+                crate::smtp::command::ForwardPath::Postmaster => false,
+            })
+            .and_then(|to| crate::route::mailbox_key(to, "", delimiter).ok())
+            .map(|key| key.path(root));
         let addr = message::normalize_address(user);
-        let (local, domain) = addr
+        let plain = addr
             .rsplit_once('@')
-            .filter(|(l, d)| safe_component(l) && safe_component(d))
-            .ok_or_else(|| MailboxError::BadAddress(user.to_string()))?;
+            .filter(|(l, d)| safe_component(l) && safe_component(d));
+        let Some((local, domain)) = plain else {
+            // An address the server takes, but whose local part can name
+            // no directory: no Maildir of its own, its mail is filtered.
+            return match (server, parsed) {
+                (Some(dir), _) => Ok(UserMaildir {
+                    found: dir.is_dir().then(|| dir.clone()),
+                    expected: Some(dir),
+                }),
+                (None, Some(_)) => Ok(UserMaildir {
+                    found: None,
+                    expected: None,
+                }),
+                (None, None) => Err(MailboxError::BadAddress(user.to_string())),
+            };
+        };
         // The address as typed first (local parts may keep their case),
         // then all lower case.
         let typed = user.trim().trim_start_matches('<').trim_end_matches('>');
         let typed_local = typed.rsplit_once('@').map_or(local, |(l, _)| l);
         let base = delimiter.and_then(|d| local.split(d).next()).unwrap_or(local);
         let dir = |l: &str| safe_component(l).then(|| root.join(domain).join(l));
-        let found = [typed_local, local, base]
-            .into_iter()
-            .filter_map(dir)
+        let found = server
+            .iter()
+            .cloned()
+            .chain([typed_local, local, base].into_iter().filter_map(dir))
             .find(|d| d.is_dir());
         Ok(UserMaildir {
             found,
-            expected: dir(base),
+            expected: server.or_else(|| dir(base)),
         })
     }
 

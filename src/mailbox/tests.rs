@@ -150,15 +150,17 @@ fn per_user_maildir_or_shared() {
     assert_eq!(mb.root(), user_dir);
     let (_, own) = Mailbox::open_for_user(dir.path(), "Bob+Tag@localhost", None).unwrap();
     assert!(!own);
-    for bad in [
-        "bob",
-        "../x@localhost",
-        "a@..",
-        "@localhost",
-        "a/b@c",
-        "a@b/c",
-        "a@.",
-    ] {
+    // Addresses the server takes whose local part names no directory:
+    // no Maildir of their own (their mail is filtered), never a path.
+    for odd in ["a/b@c", "\"../x\"@localhost", "\"d\\\\e\"@localhost"] {
+        let found = Mailbox::locate_user(dir.path(), odd, Some('+')).unwrap();
+        assert_eq!((found.found, found.expected), (None, None), "{odd}");
+    }
+    // A quoted local part that needs no quotes is the same mailbox.
+    let (mb, own) = Mailbox::open_for_user(dir.path(), "\"Bob\"@localhost", None).unwrap();
+    assert!(own);
+    assert_eq!(mb.root(), user_dir);
+    for bad in ["bob", "../x@localhost", "a@..", "@localhost", "a@b/c", "a@."] {
         assert!(
             matches!(
                 Mailbox::open_for_user(dir.path(), bad, Some('+')),
