@@ -206,14 +206,10 @@ fn count(sel: &Selection, json: bool, out: &mut dyn Write, err: &mut dyn Write) 
     let total = rows.len();
     let status = |s: &str| rows.iter().filter(|r| r.entry.status() == s).count();
     let (new, seen, old) = (status("new"), status("seen"), status("old"));
-    // "old" only when there is some, so that the common output stays as
-    // it always was.
+    // The text says "old" only when there is some, so that the common
+    // output stays as it always was; JSON keeps one set of keys.
     let line = if json {
-        let mut v = serde_json::json!({ "total": total, "new": new, "seen": seen });
-        if let (true, Some(obj)) = (old > 0, v.as_object_mut()) {
-            obj.insert("old".into(), old.into());
-        }
-        v.to_string()
+        serde_json::json!({ "total": total, "new": new, "seen": seen, "old": old }).to_string()
     } else if old > 0 {
         format!("{total} total, {new} new, {seen} seen, {old} old")
     } else {

@@ -103,16 +103,15 @@ impl Row {
             "date_utc": utc(self.unix_date(), true),
             "valid": self.summary.is_ok(),
         });
-        match (&self.summary, v.as_object_mut()) {
-            (Ok(s), Some(obj)) => {
-                if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(s) {
-                    obj.extend(fields);
-                }
-            }
-            (Err(why), Some(obj)) => {
-                obj.insert("error".into(), json!(why));
-            }
-            _ => {}
+        // Every row has the same keys: a file that is not a message has
+        // empty header fields and its `error`; a message has `error: null`.
+        let (fields, error) = match &self.summary {
+            Ok(s) => (serde_json::to_value(s), serde_json::Value::Null),
+            Err(why) => (serde_json::to_value(Summary::default()), json!(why)),
+        };
+        if let (Ok(serde_json::Value::Object(fields)), Some(obj)) = (fields, v.as_object_mut()) {
+            obj.extend(fields);
+            obj.insert("error".into(), error);
         }
         serde_json::to_writer(&mut *out, &v).map_err(io::Error::other)?;
         writeln!(out)
@@ -246,6 +245,17 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["valid"], false);
         assert_eq!(v["error"], "does not start with a header line");
+        // The same keys as a message's row.
+        let good = Row {
+            summary: Ok(Summary::default()),
+            ..row
+        };
+        let mut json = Vec::new();
+        good.write_json(&mut json).unwrap();
+        let g: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&v), keys(&g));
+        assert_eq!(g["error"], serde_json::Value::Null);
     }
 
     #[test]
