@@ -251,7 +251,10 @@ fn show_decodes_and_marks_seen_unless_peek() {
     assert_eq!(srv.files("cur").len(), 1);
     assert_eq!(ok(mailbox(&md, &["count"])), "3 total, 2 new, 1 seen\n");
     let count: Value = serde_json::from_str(&ok(mailbox(&md, &["count", "--json"]))).unwrap();
-    assert_eq!(count, serde_json::json!({"total": 3, "new": 2, "seen": 1, "old": 0}));
+    assert_eq!(
+        count,
+        serde_json::json!({"total": 3, "new": 2, "seen": 1, "old": 0})
+    );
 }
 
 /// A server holding only `body` (delivered to bob), the message's id, and

@@ -159,9 +159,19 @@ pub fn envelope_recipients(headers: &[MailHeader<'_>]) -> Vec<String> {
         .map_or("", |(_, rest)| rest)
         .trim_start();
     if let Some(list) = rest.strip_prefix("(envelope recipients:") {
-        angle_addresses(&comment_body(list), usize::MAX)
+        angle_addresses(&comment_body(list), usize::MAX).unwrap_or_else(|| {
+            // Written before comments were escaped (a `"` or `\\` in a
+            // quoted local part then reads as unbalanced): take each
+            // `<...>` as it stands, as the reader of that time did.
+            let raw = list.split(')').next().unwrap_or_default();
+            raw.split('<')
+                .skip(1)
+                .filter_map(|a| a.split_once('>').map(|(addr, _)| addr.to_string()))
+                .filter(|a| !a.is_empty())
+                .collect()
+        })
     } else if let Some(path) = rest.strip_prefix("for ") {
-        angle_addresses(path, 1)
+        angle_addresses(path, 1).unwrap_or_default()
     } else {
         Vec::new()
     }
@@ -184,8 +194,8 @@ fn comment_body(text: &str) -> String {
 
 /// Up to `most` addresses between `<` and `>` in `s`, in order. A quoted
 /// local part may hold `>`, `;` or `\"` (RFC 5321 §4.1.2): inside quotes
-/// only the closing quote counts.
-fn angle_addresses(s: &str, most: usize) -> Vec<String> {
+/// only the closing quote counts. `None` when an address never closes.
+fn angle_addresses(s: &str, most: usize) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut chars = s.chars();
     while out.len() < most && chars.by_ref().any(|c| c == '<') {
@@ -209,13 +219,13 @@ fn angle_addresses(s: &str, most: usize) -> Vec<String> {
             addr.push(c);
         }
         if !closed {
-            break;
+            return None;
         }
         if !addr.is_empty() {
             out.push(addr);
         }
     }
-    out
+    Some(out)
 }
 
 /// `addr` as an SMTP path, the way a client would give it in RCPT TO
@@ -317,6 +327,13 @@ mod tests {
         }
         assert_eq!(summarize(b"Subject: x\n\n").unwrap().date_unix, None);
         assert_eq!(parse_date("25 Nov 2026 11:31:31 GMT"), Some(1_795_606_291));
+    }
+
+    #[test]
+    fn envelope_recipients_of_a_header_written_before_comments_were_escaped() {
+        let raw = "Received: from x ([::1]:1)\n\tby h (maildoor) with SMTP id 1.M2P3Q4\n\t(envelope recipients: <\"a\\\"b\"@x.test>,\n\t <c@x.test>);\n\tThu, 01 Jan 1970 00:00:00 +0000\n\n";
+        let s = summarize(raw.as_bytes()).unwrap();
+        assert_eq!(s.envelope_to, ["\"a\\\"b\"@x.test", "c@x.test"]);
     }
 
     #[test]
