@@ -135,6 +135,7 @@ fn main() -> ExitCode {
                 root: &settings.maildir,
                 per_recipient: settings.per_recipient,
                 delimiter: settings.recipient_delimiter,
+                domains: &settings.domains,
             },
         ),
         Some(Cmd::GenCert { .. }) => ExitCode::SUCCESS, // handled before settings load

@@ -505,6 +505,14 @@ fn watch_user_waits_for_a_per_recipient_maildir_to_be_created() {
     assert_eq!(next_subject(), "second");
     interrupt(child);
     assert!(out.try_iter().all(|l| !l.contains("not for newguy")));
+    // A domain the server does not serve would wait forever: it says so.
+    let (child, _out, err) = spawn_watch(&md, &["--user", "newguy@localhost.invalid"], &env);
+    let warning = err.recv_timeout(Duration::from_secs(20)).expect("a warning");
+    assert!(
+        warning.contains("localhost.invalid is not one of the server's domains (localhost"),
+        "{warning}"
+    );
+    interrupt(child);
 }
 
 /// Fixtures for the real readers: MIME sent with swaks --data, and a

@@ -10,6 +10,7 @@ use super::list::Row;
 use super::message::normalize_user;
 use super::watch::{self, Watched};
 use super::{read_message, render, Layout, Mailbox, MailboxError};
+use crate::smtp::command::{Domain, ForwardPath};
 
 /// `maildoor mailbox`: read the mail in the Maildir.
 #[derive(Debug, Args)]
@@ -107,13 +108,26 @@ fn stdout_error(e: std::io::Error) -> MailboxError {
 /// What `watch` looks at: the selection, except that with per-recipient
 /// delivery a user's Maildir that does not exist yet is waited for (the
 /// shared Maildir never gets their mail).
-fn watched(layout: &Layout<'_>, user: Option<&str>) -> Result<Watched, MailboxError> {
+fn watched(layout: &Layout<'_>, user: Option<&str>, err: &mut dyn Write) -> Result<Watched, MailboxError> {
     if let (Some(user), true) = (user, layout.per_recipient) {
         let found = Mailbox::locate_user(layout.root, user, layout.delimiter)?;
         if found.found.is_none() {
             let expected = found
                 .expected
                 .ok_or_else(|| MailboxError::BadAddress(user.to_string()))?;
+            // A typo in the domain would wait forever: the server refuses
+            // mail for domains it does not serve.
+            if let Some(ForwardPath::Mailbox(m)) = super::message::parse_address(user) {
+                let served = layout.domains.iter().any(|d| m.domain.is_name(d));
+                if !served && !layout.domains.is_empty() && matches!(m.domain, Domain::Name(_)) {
+                    let _ = writeln!(
+                        err,
+                        "maildoor: {} is not one of the server's domains ({}): no mail will arrive for {user}",
+                        m.domain,
+                        layout.domains.join(", ")
+                    );
+                }
+            }
             return Ok(Watched::Awaited {
                 root: layout.root.to_path_buf(),
                 user: user.to_string(),
@@ -161,7 +175,7 @@ pub fn run(
         }
         MailboxCmd::Count { json } => count(&select(layout, user)?, *json, out, err),
         MailboxCmd::Watch { json } => {
-            let what = watched(layout, user)?;
+            let what = watched(layout, user, err)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -152,6 +152,8 @@ pub struct Layout<'a> {
     pub per_recipient: bool,
     /// `recipient_delimiter`: `bob+tag` is delivered to `bob`.
     pub delimiter: Option<char>,
+    /// The server's `domains`: mail for any other domain is refused.
+    pub domains: &'a [String],
 }
 
 /// Where a user's own (per-recipient) Maildir is, or will be.
