@@ -289,10 +289,9 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
     // may still run on the blocking pool is file work for messages nobody
     // was told are delivered (a chunk of an abandoned message, the commit
     // of one whose session got 421; a 250 only ever follows a finished
-    // commit): on a
-    // store that hangs (a dead NFS server) that never returns, and the
-    // runtime's plain drop would wait for it forever. Left in tmp/, such a
-    // file is removed at the next start.
+    // commit): on a store that hangs (a dead NFS server) that never
+    // returns, and the runtime's plain drop would wait for it forever.
+    // Left in tmp/, such a file is removed at the next start.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     code
 }

@@ -7,10 +7,9 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 
 use super::list::Row;
-use super::message::normalize_user;
+use super::message::{self, normalize_user};
 use super::watch::{self, Watched};
 use super::{read_message, render, Layout, Mailbox, MailboxError};
-use crate::smtp::command::{Domain, ForwardPath};
 
 /// `maildoor mailbox`: read the mail in the Maildir.
 #[derive(Debug, Args)]
@@ -117,13 +116,13 @@ fn watched(layout: &Layout<'_>, user: Option<&str>, err: &mut dyn Write) -> Resu
                 .ok_or_else(|| MailboxError::BadAddress(user.to_string()))?;
             // A typo in the domain would wait forever: the server refuses
             // mail for domains it does not serve.
-            if let Some(ForwardPath::Mailbox(m)) = super::message::parse_address(user) {
-                let served = layout.domains.iter().any(|d| m.domain.is_name(d));
-                if !served && !layout.domains.is_empty() && matches!(m.domain, Domain::Name(_)) {
+            let parsed = message::parse_address(user);
+            if let Some(domain) = parsed.as_ref().and_then(message::named_domain) {
+                let served = layout.domains.iter().any(|d| d.eq_ignore_ascii_case(domain));
+                if !served && !layout.domains.is_empty() {
                     let _ = writeln!(
                         err,
-                        "maildoor: {} is not one of the server's domains ({}): no mail will arrive for {user}",
-                        m.domain,
+                        "maildoor: {domain} is not one of the server's domains ({}): no mail will arrive for {user}",
                         layout.domains.join(", ")
                     );
                 }

@@ -1,8 +1,9 @@
 //! HTML made readable as plain text, for `mailbox show` of a message that
 //! has no text/plain part. Not a renderer: tags go, block-level tags and
 //! `<br>` become line breaks, list items get a dash, a link's address
-//! follows its text, `<script>`, `<style>`, `<head>` and comments are dropped, and
-//! character references (HTML 4's names, numbers) are decoded. Runs of white space collapse as a
+//! follows its text, `<script>`, `<style>`, `<head>` and comments are
+//! dropped, and character references (HTML 4's names, numbers) are
+//! decoded. Runs of white space collapse as a
 //! browser would collapse them, except inside `<pre>`.
 
 /// Tags that start and end a paragraph (a blank line around them).

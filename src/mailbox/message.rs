@@ -6,6 +6,8 @@
 use mailparse::{MailHeader, MailHeaderMap};
 use serde::Serialize;
 
+use crate::smtp::command::{self, Command, Domain, ForwardPath};
+
 /// The headers `list` shows, decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -230,11 +232,23 @@ fn angle_addresses(s: &str, most: usize) -> Option<Vec<String>> {
 
 /// `addr` as an SMTP path, the way a client would give it in RCPT TO
 /// (angle brackets optional): what the server parsed and delivered for.
-pub fn parse_address(addr: &str) -> Option<crate::smtp::command::ForwardPath> {
+pub fn parse_address(addr: &str) -> Option<ForwardPath> {
     let bare = addr.trim().trim_start_matches('<').trim_end_matches('>');
-    match crate::smtp::command::parse(format!("RCPT TO:<{bare}>").as_bytes()) {
-        Ok(crate::smtp::command::Command::Rcpt { to }) => Some(to),
+    match command::parse(format!("RCPT TO:<{bare}>").as_bytes()) {
+        Ok(Command::Rcpt { to }) => Some(to),
         _ => None,
+    }
+}
+
+/// The domain of `to` when it is a host name (not `<postmaster>`, not an
+/// address literal).
+pub fn named_domain(to: &ForwardPath) -> Option<&str> {
+    match to {
+        ForwardPath::Mailbox(m) => match &m.domain {
+            Domain::Name(n) => Some(n),
+            Domain::Literal(_) => None,
+        },
+        ForwardPath::Postmaster => None,
     }
 }
 

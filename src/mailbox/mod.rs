@@ -222,12 +222,7 @@ impl Mailbox {
         let parsed = message::parse_address(user);
         let server = parsed
             .as_ref()
-            .filter(|to| match to {
-                crate::smtp::command::ForwardPath::Mailbox(m) => {
-                    matches!(m.domain, crate::smtp::command::Domain::Name(_))
-                }
-                crate::smtp::command::ForwardPath::Postmaster => false,
-            })
+            .filter(|to| message::named_domain(to).is_some())
             .and_then(|to| crate::route::mailbox_key(to, "", delimiter).ok())
             .map(|key| key.path(root));
         let addr = message::normalize_address(user);
