@@ -2,8 +2,8 @@
 //! has no text/plain part. Not a renderer: tags go, block-level tags and
 //! `<br>` become line breaks, list items get a dash, a link's address
 //! follows its text, `<script>`, `<style>`, `<head>` and comments are
-//! dropped, and character references (HTML 4's names, numbers) are
-//! decoded. Runs of white space collapse as a
+//! dropped, an image is its `alt` text in brackets, and character
+//! references (HTML 4's names, numbers) are decoded. Runs of white space collapse as a
 //! browser would collapse them, except inside `<pre>`.
 
 /// Tags that start and end a paragraph (a blank line around them).
@@ -73,11 +73,13 @@ pub fn to_text(html: &str) -> String {
     out.finish()
 }
 
-/// One tag: its lower-case name, whether it closes, and its `href`.
+/// One tag: its lower-case name, whether it closes, and its `href` (of a
+/// link) or `alt` (of an image).
 struct Tag {
     name: String,
     closing: bool,
     href: Option<String>,
+    alt: Option<String>,
 }
 
 impl Tag {
@@ -95,7 +97,13 @@ impl Tag {
         let href = (name == "a" && !closing)
             .then(|| attribute(inner, "href"))
             .flatten();
-        Tag { name, closing, href }
+        let alt = (name == "img").then(|| attribute(inner, "alt")).flatten();
+        Tag {
+            name,
+            closing,
+            href,
+            alt,
+        }
     }
 }
 
@@ -142,27 +150,34 @@ fn attribute(inner: &str, name: &str) -> Option<String> {
             Some(q @ ('"' | '\'')) => value.get(1..).and_then(|v| v.split(q).next()),
             _ => value.split(|c: char| c.is_ascii_whitespace()).next(),
         };
-        return v.map(decode_entities);
+        return v.map(|v| decode_entities(v, true));
     }
     None
 }
 
-/// Decodes character references: the common named ones and `&#N;` /
-/// `&#xH;`. Anything else stays as written.
-fn decode_entities(s: &str) -> String {
+/// Decodes character references: HTML 4's named ones and `&#N;` /
+/// `&#xH;`. As browsers do, the Latin-1 names (`&copy`, `&amp`...) and
+/// numbers also count without their `;` (except, in an attribute value,
+/// before a letter, digit or `=`: `?a=1&copy=2` is an address). Anything
+/// else stays as written.
+fn decode_entities(s: &str, in_attribute: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(amp) = rest.find('&') {
         out.push_str(rest.get(..amp).unwrap_or_default());
         rest = rest.get(amp..).unwrap_or_default();
         let semi = rest.find(';').filter(|&i| i <= 10);
-        let decoded = semi.and_then(|i| entity(rest.get(1..i).unwrap_or_default()));
-        match (semi, decoded) {
-            (Some(i), Some(c)) => {
+        let decoded = semi
+            .and_then(|i| entity(rest.get(1..i).unwrap_or_default()).map(|c| (c, i + 1)))
+            .or_else(|| {
+                unterminated(rest.get(1..).unwrap_or_default(), in_attribute).map(|(c, n)| (c, n + 1))
+            });
+        match decoded {
+            Some((c, used)) => {
                 out.push(c);
-                rest = rest.get(i + 1..).unwrap_or_default();
+                rest = rest.get(used..).unwrap_or_default();
             }
-            _ => {
+            None => {
                 out.push('&');
                 rest = rest.get(1..).unwrap_or_default();
             }
@@ -170,6 +185,43 @@ fn decode_entities(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A reference without its `;` at the start of `after` (what follows the
+/// `&`): a number, or the longest Latin-1 name (HTML's legacy set) that
+/// `after` starts with. Returns the character and the octets it used.
+fn unterminated(after: &str, in_attribute: bool) -> Option<(char, usize)> {
+    let (c, used) = if let Some(num) = after.strip_prefix('#') {
+        let (hex, digits) = match num.strip_prefix(['x', 'X']) {
+            Some(h) => (true, h),
+            None => (false, num),
+        };
+        let len = digits
+            .bytes()
+            .take_while(|b| {
+                if hex {
+                    b.is_ascii_hexdigit()
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+            .count();
+        let name = after.get(..len + 1 + usize::from(hex))?;
+        (entity(name)?, name.len())
+    } else {
+        let run = after.bytes().take_while(u8::is_ascii_alphanumeric).count().min(8);
+        (2..=run).rev().find_map(|len| {
+            let name = after.get(..len)?;
+            entity(name)
+                .filter(|&c| u32::from(c) <= 0xff && name != "apos")
+                .map(|c| (c, len))
+        })?
+    };
+    let next = after.as_bytes().get(used);
+    if in_attribute && next.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'=') {
+        return None;
+    }
+    Some((c, used))
 }
 
 fn entity(name: &str) -> Option<char> {
@@ -459,7 +511,7 @@ struct Text {
 
 impl Text {
     fn push_text(&mut self, raw: &str) {
-        self.push_chars(&decode_entities(raw));
+        self.push_chars(&decode_entities(raw, false));
     }
 
     /// Appends text whose references are already decoded.
@@ -527,6 +579,13 @@ impl Text {
                 self.space = true;
             }
             ("td" | "th", _) => self.space = true,
+            // An image is its text alternative, marked as one (as text
+            // browsers show it); an image without one is left out.
+            ("img", _) => {
+                if let Some(alt) = tag.alt.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+                    self.push_chars(&format!("[{alt}]"));
+                }
+            }
             ("a", false) => {
                 // A new link closes one still open, as browsers do.
                 self.close_link();
@@ -635,12 +694,37 @@ mod tests {
     }
 
     #[test]
+    fn latin1_names_and_numbers_decode_without_their_semicolon_as_browsers_do() {
+        assert_eq!(
+            to_text("&copy 2026 Caf&eacute &lt3 &#8364&#x263A x&ampy &notit; AT&T R&D &bogus &hellip"),
+            "© 2026 Café <3 €☺ x&y ¬it; AT&T R&D &bogus &hellip\n"
+        );
+        // In an attribute, not before a letter, digit or '=': an address
+        // keeps its query.
+        assert_eq!(
+            to_text("<a href=\"https://e.test/?a=1&copy=2&amp;b=3&lt\">x</a>"),
+            "x <https://e.test/?a=1&copy=2&b=3<>\n"
+        );
+    }
+
+    #[test]
+    fn an_image_is_its_alt_text() {
+        assert_eq!(
+            to_text(
+                "<p>Logo: <img src=\"l.png\" alt=\"ACME &amp; Co\"> and <img src=x.png> <IMG ALT=' '>end</p>"
+            ),
+            "Logo: [ACME & Co] and end\n"
+        );
+    }
+
+    #[test]
     fn broken_markup_is_text_not_a_panic() {
         assert_eq!(to_text("a < b"), "a < b\n");
         assert_eq!(to_text("<p unterminated"), "<p unterminated\n");
         assert_eq!(to_text("<script>never closed"), "\n");
         assert_eq!(to_text("x<!-- never closed"), "x\n");
         assert_eq!(to_text("&#99999999; &#x;"), "&#99999999; &#x;\n");
+        assert_eq!(to_text("&#99999999 &#x &# &"), "&#99999999 &#x &# &\n");
         assert_eq!(to_text("<a href=>x</a><a hreflang=en href='/rel'>y</a>"), "xy\n");
         assert_eq!(
             to_text("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>"),
