@@ -103,6 +103,12 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Cmd::GenCert { hostname, out, force }) = &cli.command {
+        // clap lists the global flags under every subcommand; this one
+        // reads no settings, so saying it did would be a lie.
+        if cli.config.is_some() || cli.maildir.is_some() {
+            eprintln!("maildoor: gen-cert reads no settings: --config and --maildir do not apply to it");
+            return ExitCode::from(2);
+        }
         return gen_cert(hostname, out, *force);
     }
     let server = match &cli.command {

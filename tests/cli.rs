@@ -269,6 +269,16 @@ fn gen_cert_writes_a_usable_pair() {
             "{bad:?}"
         );
     }
+    // The global flags clap lists under it are refused, not ignored.
+    let ignored = again(&[
+        "--hostname",
+        "mx.example.org",
+        "--force",
+        "--maildir",
+        "/nonexistent",
+    ]);
+    assert_eq!(ignored.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&ignored.stderr).contains("do not apply"));
     // A bad pair stops the server before it binds, naming the key.
     let port = free_port();
     let bad = Command::new(BIN)
