@@ -87,6 +87,10 @@ pub enum ProxyError {
     /// "must be rejected as invalid by receivers").
     #[error("PROXY v2 address family and protocol {0:#04x} are not defined")]
     V2Family(u8),
+    /// TLVs after the addresses that do not end where the header ends (a
+    /// length that overruns it, or a cut-off TLV), as HAProxy refuses them.
+    #[error("PROXY v2 TLVs overrun the header")]
+    V2Tlv,
 }
 
 /// Parses the start of a connection as a PROXY header (spec §2.1, §2.2).
@@ -203,6 +207,7 @@ fn parse_v2(input: &[u8]) -> Result<Parse, ProxyError> {
     let header = match family >> 4 {
         1 => {
             let a = body.get(..12).ok_or(ProxyError::V2Short)?;
+            check_tlvs(body.get(12..).unwrap_or_default())?;
             let ip = |o: usize| -> IpAddr {
                 let b: [u8; 4] = a.get(o..o + 4).and_then(|s| s.try_into().ok()).unwrap_or([0; 4]);
                 IpAddr::V4(Ipv4Addr::from(b))
@@ -214,6 +219,7 @@ fn parse_v2(input: &[u8]) -> Result<Parse, ProxyError> {
         }
         2 => {
             let a = body.get(..36).ok_or(ProxyError::V2Short)?;
+            check_tlvs(body.get(36..).unwrap_or_default())?;
             let ip = |o: usize| -> IpAddr {
                 let b: [u8; 16] = a
                     .get(o..o + 16)
@@ -230,6 +236,20 @@ fn parse_v2(input: &[u8]) -> Result<Parse, ProxyError> {
         _ => Header::Local,
     };
     Ok(Parse::Done { header, len })
+}
+
+/// Walks the TLVs (type, 16-bit length, value; spec §2.2.7) that follow
+/// the addresses: they are skipped, but must fill the rest exactly.
+fn check_tlvs(mut rest: &[u8]) -> Result<(), ProxyError> {
+    while let Some((&[_, hi, lo], after)) = rest.split_first_chunk::<3>() {
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        rest = after.get(len..).ok_or(ProxyError::V2Tlv)?;
+    }
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(ProxyError::V2Tlv)
+    }
 }
 
 fn port_at(a: &[u8], o: usize) -> u16 {

@@ -153,6 +153,19 @@ fn v2_refusals() {
         );
     }
     assert_eq!(feed(&v2(1, 0x11, &[0; 11])), Err(ProxyError::V2Short));
+    // TLVs must end where the header ends: a value that runs past it, or
+    // a TLV cut off inside its own type and length.
+    for tlvs in [
+        &[0x01, 0, 5, b's', b'm', b't', b'p'][..],
+        &[0x04, 0, 0, 0x05, 0][..],
+    ] {
+        let mut body = vec![0; 12];
+        body.extend_from_slice(tlvs);
+        assert_eq!(feed(&v2(1, 0x11, &body)), Err(ProxyError::V2Tlv), "{tlvs:?}");
+        let mut body = vec![0; 36];
+        body.extend_from_slice(tlvs);
+        assert_eq!(feed(&v2(1, 0x21, &body)), Err(ProxyError::V2Tlv), "{tlvs:?}");
+    }
     assert_eq!(feed(&v2(1, 0x21, &[0; 35])), Err(ProxyError::V2Short));
     // The length is checked from the fixed part alone, before buffering.
     let mut huge = V2_SIG.to_vec();
