@@ -758,23 +758,33 @@ where
         }
     }
     wire.shrink(DATA_BUF);
-    if too_big {
+    let refusal = if too_big {
         info!(queue_id = %delivery.id(), size = decoder.wire_size(), max, "message refused: too big");
-        return Ok(DataOutcome::TooBig);
-    }
-    // A lone CR is as much a smuggling tool as a lone LF: reject both.
-    if (decoder.saw_bare_lf() || decoder.saw_bare_cr()) && limits.bare_lf == BareLf::Reject {
+        Some(DataOutcome::TooBig)
+    } else if (decoder.saw_bare_lf() || decoder.saw_bare_cr()) && limits.bare_lf == BareLf::Reject {
+        // A lone CR is as much a smuggling tool as a lone LF: reject both.
         info!(queue_id = %delivery.id(), "message refused: bare LF or CR");
-        return Ok(DataOutcome::Rejected(bare_lf_reply()));
-    }
-    if limits.reject_long_lines && decoder.longest_line() > MAX_TEXT_LINE {
+        Some(DataOutcome::Rejected(bare_lf_reply()))
+    } else if limits.reject_long_lines && decoder.longest_line() > MAX_TEXT_LINE {
         info!(queue_id = %delivery.id(), longest = decoder.longest_line(), "message refused: line too long");
         // 554 is the refusal RFC 5321 §4.3.2 lists for the end of DATA.
-        return Ok(DataOutcome::Rejected(Reply::new(
+        Some(DataOutcome::Rejected(Reply::new(
             554,
             codes::MEDIA_ERROR,
             "Error: message has a line longer than 1000 octets",
-        )));
+        )))
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
+        // What was spilled to tmp/ before the refusal is gone before the
+        // client hears it (a stalled store is not waited for past the
+        // data timeout: its file goes when its write ends).
+        let deadline = (Instant::now() + limits.data_timeout).min(session_end);
+        let _ = wire
+            .wait_on(delivery.abandon(), deadline, ServerPhase::Abort)
+            .await;
+        return Ok(refusal);
     }
     let id = delivery.id().clone();
     let from = env.from.to_string();

@@ -145,6 +145,33 @@ fn size_limits() {
 }
 
 #[test]
+fn a_refused_spilled_message_is_gone_from_tmp_before_the_reply() {
+    // Bodies of several spool chunks are on disk before the refusal is
+    // known; the client hears it only once they are removed.
+    let srv = TestServer::with(|s| {
+        s.max_message_size = 600_000;
+        s.bare_lf = maildoor::config::BareLf::Reject;
+    });
+    let mut c = srv.client();
+    c.reply();
+    c.cmd("EHLO x");
+    let line = "y".repeat(78) + "\r\n";
+    for (tail, code) in [("", 552), ("bare\nx\r\n", 550)] {
+        for _ in 0..3 {
+            c.cmd("MAIL FROM:<a@b.c>");
+            c.cmd("RCPT TO:<u@localhost>");
+            assert_eq!(c.cmd("DATA").code, 354);
+            let lines = if code == 552 { 12_000 } else { 7_000 };
+            c.send(line.repeat(lines).as_bytes());
+            c.send(format!("{tail}.\r\n").as_bytes());
+            assert_eq!(c.reply().code, code);
+            assert!(srv.files("tmp").is_empty(), "{code}");
+        }
+    }
+    assert!(srv.files("new").is_empty());
+}
+
+#[test]
 fn big_message_streams_through() {
     let srv = TestServer::start();
     let mut c = srv.client();

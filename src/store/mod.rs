@@ -241,6 +241,17 @@ impl Delivery {
         }
     }
 
+    /// Gives the message up: waits for the chunk being written, if any,
+    /// and removes the `tmp/` file, so that nothing of it is left once
+    /// this returns.
+    pub async fn abandon(mut self) {
+        self.wait_for_write().await;
+        if let Some(file) = self.file.take() {
+            // Dropping it removes its name; off the runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || drop(file)).await;
+        }
+    }
+
     /// Writes what is left, makes the message durable in `new/` (through
     /// the group commit) and returns its path. Nothing remains in `tmp/`
     /// or `new/` on error.
@@ -482,5 +493,29 @@ pub(crate) mod tests {
         rt.shutdown_timeout(std::time::Duration::from_secs(10));
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_abandoned_message_is_gone_from_tmp_when_abandon_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), "h").unwrap());
+        let tmp = dir.path().join("tmp");
+        rt().block_on(async {
+            let id = store.maildir().next_id();
+            let mut d = Delivery::begin(Arc::clone(&store), id, String::new(), Vec::new());
+            feed(&mut d, &body(SPOOL_CHUNK), 32 * 1024).await;
+            // The first chunk is written (the file exists); the second
+            // chunk's write is held until after abandon has started.
+            let spare = d.wait_for_write().await;
+            assert!(spare.is_some() && d.file.is_some());
+            let gate = store.writes.lock().unwrap();
+            feed(&mut d, &body(SPOOL_CHUNK), 32 * 1024).await;
+            assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
+            let abandon = tokio::spawn(d.abandon());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            drop(gate);
+            abandon.await.unwrap();
+            assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+        });
     }
 }
