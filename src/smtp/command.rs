@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use nom::branch::alt;
 use nom::bytes::complete::{tag, tag_no_case, take_while1};
 use nom::character::complete::{char, space0, space1};
-use nom::combinator::{all_consuming, map, opt, recognize};
+use nom::combinator::{all_consuming, map, opt, recognize, verify};
 use nom::multi::{many0, separated_list1};
 use nom::sequence::{delimited, preceded, tuple};
 use nom::IResult;
@@ -413,10 +413,20 @@ fn domain_or_literal(i: &str) -> IResult<&str, Domain> {
     alt((
         map(address_literal, Domain::Literal),
         map(
-            recognize(separated_list1(char('.'), take_while1(is_label_char))),
+            verify(
+                recognize(separated_list1(char('.'), take_while1(is_label_char))),
+                name_fits,
+            ),
             |d: &str| Domain::Name(d.to_string()),
         ),
     ))(i)
+}
+
+/// A domain name within the limits of RFC 5321 §4.5.3.1.2 (255 octets)
+/// and of DNS (63 octets per label; a UTF-8 label is measured by the
+/// A-label it stands for, so it is not held to its own octet count).
+fn name_fits(name: &str) -> bool {
+    name.len() <= 255 && name.split('.').all(|l| l.len() <= 63 || !l.is_ascii())
 }
 
 fn address_literal(i: &str) -> IResult<&str, AddressLiteral> {
@@ -432,7 +442,7 @@ fn address_literal(i: &str) -> IResult<&str, AddressLiteral> {
         .and_then(|_| inner.get(5..))
     {
         AddressLiteral::V6(v6.parse().map_err(|_| fail())?)
-    } else if let Ok(v4) = inner.parse::<Ipv4Addr>() {
+    } else if let Some(v4) = dotted_quad(inner) {
         AddressLiteral::V4(v4)
     } else {
         let (tag, content) = inner.split_once(':').ok_or_else(fail)?;
@@ -448,6 +458,22 @@ fn address_literal(i: &str) -> IResult<&str, AddressLiteral> {
         }
     };
     Ok((rest, lit))
+}
+
+/// An IPv4 address literal's inside, as RFC 5321 §4.1.3 writes it: four
+/// `Snum`s of one to three decimal digits up to 255, leading zeros
+/// allowed (`127.000.000.001`), unlike the standard library's parser.
+fn dotted_quad(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split('.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *octet = part.parse().ok()?;
+    }
+    parts.next().is_none().then(|| Ipv4Addr::from(octets))
 }
 
 impl Domain {

@@ -28,6 +28,34 @@ fn name(d: &str) -> Domain {
 }
 
 #[test]
+fn names_keep_to_the_dns_limits() {
+    let label = "a".repeat(63);
+    let longest = [label.as_str(); 4].join("."); // 255 octets
+    assert_eq!(longest.len(), 255);
+    for ok in [
+        format!("EHLO {label}.example"),
+        format!("EHLO {longest}"),
+        format!("RCPT TO:<u@{longest}>"),
+        // A UTF-8 label is not held to 63 octets of UTF-8.
+        format!("EHLO {}.example", "日".repeat(30)),
+    ] {
+        assert!(parse(ok.as_bytes()).is_ok(), "{ok}");
+    }
+    for bad in [
+        format!("EHLO {label}a.example"),
+        format!("EHLO {longest}.b"),
+        format!("MAIL FROM:<u@{label}a.example>"),
+        format!("RCPT TO:<u@{longest}.b>"),
+    ] {
+        assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+    }
+    assert!(matches!(
+        parse("RCPT TO:<bob@[127.000.0.1]>".as_bytes()),
+        Ok(Command::Rcpt { .. })
+    ));
+}
+
+#[test]
 fn valid_lines() {
     let p = MailParams::default;
     let cases: Vec<(&str, Command)> = vec![
@@ -56,6 +84,15 @@ fn valid_lines() {
             Command::Ehlo(name("under_score.example")),
         ),
         ("EHLO host  ", Command::Ehlo(name("host"))),
+        // RFC 5321 §4.1.3: an Snum is 1*3DIGIT, leading zeros and all.
+        (
+            "EHLO [127.000.000.001]",
+            Command::Ehlo(Domain::Literal(AddressLiteral::V4("127.0.0.1".parse().unwrap()))),
+        ),
+        (
+            "EHLO [010.0.0.1]",
+            Command::Ehlo(Domain::Literal(AddressLiteral::V4("10.0.0.1".parse().unwrap()))),
+        ),
         ("EHLO bücher.example", Command::Ehlo(name("bücher.example"))),
         ("HELO relay.example.org", Command::Helo(name("relay.example.org"))),
         ("helo x", Command::Helo(name("x"))),
@@ -287,6 +324,11 @@ fn invalid_lines() {
         "EHLO a\u{200b}b.example",
         "RCPT TO:<u@a\u{2029}b.example>",
         "EHLO [999.1.1.1]",
+        "EHLO [0001.2.3.4]",
+        "EHLO [1.2.3]",
+        "EHLO [1.2.3.4.5]",
+        "EHLO [1.2.3.]",
+        "EHLO [+1.2.3.4]",
         "EHLO [IPv6:nonsense]",
         "EHLO [unterminated",
         "MAIL",

@@ -306,7 +306,13 @@ impl Session {
     fn greet(&mut self, name: Domain, extended: bool) -> Step {
         self.envelope = None;
         self.phase = Phase::Ready;
-        let greeting = format!("{} Hello {}", self.policy.hostname, name);
+        let mut greeting = format!("{} Hello {}", self.policy.hostname, name);
+        // A reply line is 512 octets at most with its code and CRLF (RFC
+        // 5321 §4.5.3.1.5); a long host name and a long client name
+        // together may not fit, and the echo is only a courtesy.
+        if greeting.len() > 512 - 6 {
+            greeting = format!("{} Hello", self.policy.hostname);
+        }
         self.hello = Some(Hello { name, extended });
         if !extended {
             // No enhanced code here, as in the EHLO reply (RFC 2034 §3):

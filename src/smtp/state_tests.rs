@@ -38,6 +38,35 @@ fn e(a: u8, b: u16, c: u16) -> Option<Enhanced> {
 }
 
 #[test]
+fn a_hello_reply_line_stays_within_512_octets() {
+    let label = "h".repeat(63);
+    let long = [label.as_str(); 4].join(".")[..253].to_string();
+    let mut s = Session::new(
+        Arc::new(Policy {
+            hostname: long.clone(),
+            ..(*policy()).clone()
+        }),
+        "127.0.0.1".parse().unwrap(),
+    );
+    let client = [label.as_str(); 4].join(".");
+    for verb in ["EHLO", "HELO"] {
+        let text = s
+            .command(parse(format!("{verb} {client}").as_bytes()))
+            .reply
+            .to_string();
+        assert!(text.lines().all(|l| l.len() + 2 <= 512), "{text}");
+        let first = format!("250{}{long} Hello", if verb == "EHLO" { '-' } else { ' ' });
+        assert_eq!(text.lines().next(), Some(first.as_str()));
+    }
+    // A name that fits is echoed.
+    assert!(session()
+        .command(parse(b"HELO c.test"))
+        .reply
+        .to_string()
+        .ends_with("Hello c.test"));
+}
+
+#[test]
 fn greeting_and_ehlo_advertise_extensions() {
     let mut s = session();
     assert_eq!(s.greeting().to_string(), "220 mx.test ESMTP maildoor");
