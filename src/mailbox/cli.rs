@@ -7,7 +7,7 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 
 use super::list::Row;
-use super::message::{self, normalize_user};
+use super::message::{self, UserFilter};
 use super::watch::{self, Watched};
 use super::{read_message, render, Layout, Mailbox, MailboxError};
 
@@ -78,7 +78,7 @@ pub enum MailboxCmd {
 /// shared.
 struct Selection {
     mailbox: Mailbox,
-    filter: Option<String>,
+    filter: Option<UserFilter>,
 }
 
 fn select(layout: &Layout<'_>, user: Option<&str>) -> Result<Selection, MailboxError> {
@@ -88,10 +88,11 @@ fn select(layout: &Layout<'_>, user: Option<&str>) -> Result<Selection, MailboxE
             filter: None,
         }),
         Some(user) => {
-            let (mailbox, own) = Mailbox::open_for_user(layout.root, user, layout.delimiter)?;
+            let (mailbox, own) =
+                Mailbox::open_for_user(layout.root, user, layout.delimiter, layout.primary())?;
             Ok(Selection {
                 mailbox,
-                filter: (!own).then(|| normalize_user(user)),
+                filter: (!own).then(|| UserFilter::new(user, layout.primary())),
             })
         }
     }
@@ -109,7 +110,7 @@ fn stdout_error(e: std::io::Error) -> MailboxError {
 /// shared Maildir never gets their mail).
 fn watched(layout: &Layout<'_>, user: Option<&str>, err: &mut dyn Write) -> Result<Watched, MailboxError> {
     if let (Some(user), true) = (user, layout.per_recipient) {
-        let found = Mailbox::locate_user(layout.root, user, layout.delimiter)?;
+        let found = Mailbox::locate_user(layout.root, user, layout.delimiter, layout.primary())?;
         if found.found.is_none() {
             let expected = found
                 .expected
@@ -131,6 +132,7 @@ fn watched(layout: &Layout<'_>, user: Option<&str>, err: &mut dyn Write) -> Resu
                 root: layout.root.to_path_buf(),
                 user: user.to_string(),
                 delimiter: layout.delimiter,
+                primary: layout.primary().map(str::to_string),
                 expected,
             });
         }
@@ -195,7 +197,7 @@ fn rows(sel: &Selection, err: &mut dyn Write) -> Result<Vec<Row>, MailboxError> 
         let Some(row) = Row::read_warning(&entry, err) else {
             continue;
         };
-        if sel.filter.as_deref().is_some_and(|u| !row.is_for(u)) {
+        if sel.filter.as_ref().is_some_and(|f| !row.is_for(f)) {
             continue;
         }
         rows.push(row);

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde_json::json;
 
-use super::message::{self, sanitize, Invalid, Summary};
+use super::message::{self, sanitize, Invalid, Summary, UserFilter};
 use super::{read_header_block, Entry};
 
 /// A message as `list` shows it: its file facts and decoded headers (or
@@ -47,9 +47,9 @@ impl Row {
         Some(row)
     }
 
-    /// True when the message is for `user` (normalised address).
-    pub fn is_for(&self, user: &str) -> bool {
-        self.summary.as_ref().is_ok_and(|s| s.is_for(user))
+    /// True when the message is for the user `filter` asks for.
+    pub fn is_for(&self, filter: &UserFilter) -> bool {
+        self.summary.as_ref().is_ok_and(|s| filter.accepts(s))
     }
 
     /// The date shown: the `Date:` header, else the delivery time.

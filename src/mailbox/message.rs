@@ -297,12 +297,60 @@ impl Summary {
     /// True when `user` (already normalised) is an envelope recipient, or
     /// is in To or Cc.
     pub fn is_for(&self, user: &str) -> bool {
+        self.is_for_in(user, None)
+    }
+
+    /// As [`Summary::is_for`], with the server's first domain, which
+    /// `<postmaster>` and address-literal recipients are delivered to.
+    fn is_for_in(&self, user: &str, primary: Option<&str>) -> bool {
         self.envelope_to
             .iter()
             .map(String::as_str)
             .chain(addresses_in(&self.to).iter().map(String::as_str))
             .chain(addresses_in(&self.cc).iter().map(String::as_str))
-            .any(|a| normalize_address(a) == user)
+            .any(|a| reached(normalize_address(a), primary) == user)
+    }
+}
+
+/// Who `--user` asks for, as the mailbox the server delivers to: like
+/// delivery (`route::mailbox_key`), `<postmaster>` and an address-literal
+/// domain stand for the server's first domain, so `postmaster@example.org`
+/// finds mail sent to `<Postmaster>`, and `bob@example.org` mail sent to
+/// `bob@[192.0.2.1]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFilter {
+    user: String,
+    primary: Option<String>,
+}
+
+impl UserFilter {
+    /// A filter for `user` on a server whose first domain is `primary`.
+    pub fn new(user: &str, primary: Option<&str>) -> Self {
+        UserFilter {
+            user: reached(normalize_user(user), primary),
+            primary: primary.map(str::to_ascii_lowercase),
+        }
+    }
+
+    /// True when the message is for the user.
+    pub fn accepts(&self, summary: &Summary) -> bool {
+        summary.is_for_in(&self.user, self.primary.as_deref())
+    }
+}
+
+/// A normalised address as the mailbox it reaches on a server whose first
+/// domain is `primary` (unchanged without one).
+fn reached(addr: String, primary: Option<&str>) -> String {
+    let Some(primary) = primary else {
+        return addr;
+    };
+    match parse_address(&addr) {
+        Some(ForwardPath::Postmaster) => format!("postmaster@{}", primary.to_ascii_lowercase()),
+        Some(ForwardPath::Mailbox(m)) if matches!(m.domain, Domain::Literal(_)) => {
+            let local = addr.rsplit_once('@').map_or("", |(l, _)| l);
+            format!("{local}@{}", primary.to_ascii_lowercase())
+        }
+        _ => addr,
     }
 }
 
@@ -364,6 +412,29 @@ mod tests {
         // Only our own Received header counts.
         let s = summarize(b"Received: from a by b for <x@y>; now\n\n").unwrap();
         assert!(s.envelope_to.is_empty());
+    }
+
+    #[test]
+    fn postmaster_and_address_literals_reach_the_first_domain() {
+        let raw = "Return-Path: <>\nReceived: from x ([::1]:1)\n\tby h (maildoor) with SMTP id 1.M2P3Q4\n\t(envelope recipients: <Postmaster>, <bob@[127.0.0.1]>, <\"a@b\"@[IPv6:::1]>);\n\tThu, 01 Jan 1970 00:00:00 +0000\n\n";
+        let s = summarize(raw.as_bytes()).unwrap();
+        let on = |user: &str| UserFilter::new(user, Some("Example.org")).accepts(&s);
+        for user in [
+            "postmaster@example.org",
+            "postmaster",
+            "<PostMaster@Example.ORG>",
+            "bob@example.org",
+            "bob@[127.0.0.1]",
+            "\"a@b\"@example.org",
+        ] {
+            assert!(on(user), "{user}");
+        }
+        for user in ["postmaster@other.test", "bob@other.test", "carol@example.org"] {
+            assert!(!on(user), "{user}");
+        }
+        // Without a first domain, addresses are compared as written.
+        assert!(UserFilter::new("postmaster", None).accepts(&s));
+        assert!(!UserFilter::new("postmaster@example.org", None).accepts(&s));
     }
 
     #[test]

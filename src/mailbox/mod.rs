@@ -156,6 +156,14 @@ pub struct Layout<'a> {
     pub domains: &'a [String],
 }
 
+impl Layout<'_> {
+    /// The server's first domain: `<postmaster>` and address-literal
+    /// recipients are delivered there.
+    pub fn primary(&self) -> Option<&str> {
+        self.domains.first().map(String::as_str)
+    }
+}
+
 /// Where a user's own (per-recipient) Maildir is, or will be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserMaildir {
@@ -199,8 +207,9 @@ impl Mailbox {
         root: &Path,
         user: &str,
         delimiter: Option<char>,
+        primary: Option<&str>,
     ) -> Result<(Self, bool), MailboxError> {
-        match Mailbox::locate_user(root, user, delimiter)?.found {
+        match Mailbox::locate_user(root, user, delimiter, primary)?.found {
             Some(dir) => Ok((Mailbox::open(dir)?, true)),
             None => Ok((Mailbox::open(root)?, false)),
         }
@@ -209,21 +218,24 @@ impl Mailbox {
     /// Where the per-recipient Maildir of `user` (`local@domain`) is under
     /// `root`, or will be: `root/<domain>/<local>/`, trying the local part
     /// as typed, in lower case, and cut at `delimiter` (the server's
-    /// `recipient_delimiter`), in that order.
+    /// `recipient_delimiter`), in that order. `primary` is the server's
+    /// first domain, where `<postmaster>` and address-literal recipients
+    /// are delivered.
     pub fn locate_user(
         root: &Path,
         user: &str,
         delimiter: Option<char>,
+        primary: Option<&str>,
     ) -> Result<UserMaildir, MailboxError> {
         // First as the server names it: the address parsed as SMTP (quoted
-        // local parts too) and keyed as delivery keys it. An address
-        // literal's Maildir is under the server's first domain, which the
-        // reader does not know: then the plain forms below.
+        // local parts too) and keyed as delivery keys it. Postmaster's and
+        // an address literal's Maildir is under the server's first domain;
+        // without it, only the plain forms below.
         let parsed = message::parse_address(user);
         let server = parsed
             .as_ref()
-            .filter(|to| message::named_domain(to).is_some())
-            .and_then(|to| crate::route::mailbox_key(to, "", delimiter).ok())
+            .filter(|to| primary.is_some() || message::named_domain(to).is_some())
+            .and_then(|to| crate::route::mailbox_key(to, primary.unwrap_or_default(), delimiter).ok())
             .map(|key| key.path(root));
         let addr = message::normalize_address(user);
         let plain = addr

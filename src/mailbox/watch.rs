@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::list::Row;
+use super::message::UserFilter;
 use super::{Folder, Mailbox, MailboxError};
 
 /// What `watch` looks at.
@@ -18,7 +19,7 @@ use super::{Folder, Mailbox, MailboxError};
 pub enum Watched {
     /// A Maildir, and the user (normalised address) whose messages to
     /// keep when it is the shared one.
-    Maildir(Mailbox, Option<String>),
+    Maildir(Mailbox, Option<UserFilter>),
     /// A user's per-recipient Maildir that is not there yet.
     Awaited {
         /// The Maildir root.
@@ -27,6 +28,8 @@ pub enum Watched {
         user: String,
         /// The server's `recipient_delimiter`.
         delimiter: Option<char>,
+        /// The server's first domain (see `Layout::primary`).
+        primary: Option<String>,
         /// Where the server will make it.
         expected: PathBuf,
     },
@@ -47,8 +50,13 @@ fn names_in_new(mb: &Mailbox) -> Result<HashSet<String>, MailboxError> {
 
 /// The user's Maildir once it is there with `cur/`, `new/` and `tmp/` (the
 /// server makes them one after the other), found as `--user` finds it.
-fn appeared(root: &Path, user: &str, delimiter: Option<char>) -> Result<Option<Mailbox>, MailboxError> {
-    match Mailbox::locate_user(root, user, delimiter)?.found {
+fn appeared(
+    root: &Path,
+    user: &str,
+    delimiter: Option<char>,
+    primary: Option<&str>,
+) -> Result<Option<Mailbox>, MailboxError> {
+    match Mailbox::locate_user(root, user, delimiter, primary)?.found {
         Some(dir) => match Mailbox::open(dir) {
             Ok(mb) => Ok(Some(mb)),
             Err(MailboxError::NotMaildir(_)) => Ok(None),
@@ -92,6 +100,7 @@ pub async fn watch(
             root,
             user,
             delimiter,
+            primary,
             expected,
         } => {
             say(
@@ -103,7 +112,7 @@ pub async fn watch(
                     _ = &mut stop => return Ok(()),
                     _ = tick.tick() => {}
                 }
-                if let Some(mb) = appeared(&root, &user, delimiter)? {
+                if let Some(mb) = appeared(&root, &user, delimiter, primary.as_deref())? {
                     break (mb, None, HashSet::new());
                 }
             }
@@ -125,7 +134,7 @@ pub async fn watch(
             let Some(row) = Row::read_warning(entry, err) else {
                 continue;
             };
-            if filter.as_deref().is_some_and(|u| !row.is_for(u)) {
+            if filter.as_ref().is_some_and(|f| !row.is_for(f)) {
                 continue;
             }
             if json {
