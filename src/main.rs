@@ -62,6 +62,26 @@ struct ServerArgs {
 }
 
 impl ServerArgs {
+    /// True when any server flag was given.
+    fn is_given(&self) -> bool {
+        let ServerArgs {
+            listen,
+            domains,
+            hostname,
+            max_message_size,
+            log_level,
+            tls_cert,
+            tls_key,
+        } = self;
+        !listen.is_empty()
+            || !domains.is_empty()
+            || hostname.is_some()
+            || max_message_size.is_some()
+            || log_level.is_some()
+            || tls_cert.is_some()
+            || tls_key.is_some()
+    }
+
     /// These flags, with those given after `serve` (`later`) added to the
     /// lists and winning where only one value is kept.
     fn and(self, later: ServerArgs) -> ServerArgs {
@@ -103,10 +123,11 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Cmd::GenCert { hostname, out, force }) = &cli.command {
-        // clap lists the global flags under every subcommand; this one
-        // reads no settings, so saying it did would be a lie.
-        if cli.config.is_some() || cli.maildir.is_some() {
-            eprintln!("maildoor: gen-cert reads no settings: --config and --maildir do not apply to it");
+        // clap lists the global flags under every subcommand, and takes
+        // server flags before it; gen-cert reads no settings, so taking
+        // them quietly would be a lie.
+        if cli.config.is_some() || cli.maildir.is_some() || cli.server.is_given() {
+            eprintln!("maildoor: gen-cert reads no settings: --config, --maildir and server flags do not apply to it");
             return ExitCode::from(2);
         }
         return gen_cert(hostname, out, *force);

@@ -269,16 +269,23 @@ fn gen_cert_writes_a_usable_pair() {
             "{bad:?}"
         );
     }
-    // The global flags clap lists under it are refused, not ignored.
-    let ignored = again(&[
-        "--hostname",
-        "mx.example.org",
-        "--force",
-        "--maildir",
-        "/nonexistent",
-    ]);
-    assert_eq!(ignored.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&ignored.stderr).contains("do not apply"));
+    // The global flags clap lists under it, and server flags before it,
+    // are refused, not ignored.
+    for (before, after) in [
+        (&[][..], &["--maildir", "/nonexistent"][..]),
+        (&[], &["--config", "/nonexistent.toml"]),
+        (&["--listen", "127.0.0.1:2525"], &[]),
+    ] {
+        let ignored = Command::new(BIN)
+            .args(before)
+            .args(["gen-cert", "--hostname", "mx.example.org", "--force", "--out"])
+            .arg(&out)
+            .args(after)
+            .output()
+            .unwrap();
+        assert_eq!(ignored.status.code(), Some(2), "{before:?} {after:?}");
+        assert!(String::from_utf8_lossy(&ignored.stderr).contains("do not apply"));
+    }
     // A bad pair stops the server before it binds, naming the key.
     let port = free_port();
     let bad = Command::new(BIN)

@@ -158,8 +158,8 @@ fn attribute(inner: &str, name: &str) -> Option<String> {
 /// Decodes character references: HTML 4's named ones and `&#N;` /
 /// `&#xH;`. As browsers do, the Latin-1 names (`&copy`, `&amp`...) and
 /// numbers also count without their `;` (except, in an attribute value,
-/// before a letter, digit or `=`: `?a=1&copy=2` is an address). Anything
-/// else stays as written.
+/// before a letter, digit or `=` after a name: `?a=1&copy=2` is an
+/// address). Anything else stays as written.
 fn decode_entities(s: &str, in_attribute: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -191,6 +191,7 @@ fn decode_entities(s: &str, in_attribute: bool) -> String {
 /// `&`): a number, or the longest Latin-1 name (HTML's legacy set) that
 /// `after` starts with. Returns the character and the octets it used.
 fn unterminated(after: &str, in_attribute: bool) -> Option<(char, usize)> {
+    let named = !after.starts_with('#');
     let (c, used) = if let Some(num) = after.strip_prefix('#') {
         let (hex, digits) = match num.strip_prefix(['x', 'X']) {
             Some(h) => (true, h),
@@ -218,7 +219,7 @@ fn unterminated(after: &str, in_attribute: bool) -> Option<(char, usize)> {
         })?
     };
     let next = after.as_bytes().get(used);
-    if in_attribute && next.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'=') {
+    if in_attribute && named && next.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'=') {
         return None;
     }
     Some((c, used))
@@ -240,9 +241,11 @@ fn entity(name: &str) -> Option<char> {
 }
 
 /// The named character references of HTML 4 (the set mail is written
-/// with) and `&apos;`, sorted by name for a binary search.
-const ENTITIES: [(&str, char); 253] = [
+/// with), `&apos;`, and the upper-case spellings browsers also take
+/// (`&AMP;`, `&COPY;`...), sorted by name for a binary search.
+const ENTITIES: [(&str, char); 259] = [
     ("AElig", 'Æ'),
+    ("AMP", '&'),
     ("Aacute", 'Á'),
     ("Acirc", 'Â'),
     ("Agrave", 'À'),
@@ -251,6 +254,7 @@ const ENTITIES: [(&str, char); 253] = [
     ("Atilde", 'Ã'),
     ("Auml", 'Ä'),
     ("Beta", 'Β'),
+    ("COPY", '©'),
     ("Ccedil", 'Ç'),
     ("Chi", 'Χ'),
     ("Dagger", '\u{2021}'),
@@ -262,6 +266,7 @@ const ENTITIES: [(&str, char); 253] = [
     ("Epsilon", 'Ε'),
     ("Eta", 'Η'),
     ("Euml", 'Ë'),
+    ("GT", '>'),
     ("Gamma", 'Γ'),
     ("Iacute", 'Í'),
     ("Icirc", 'Î'),
@@ -269,6 +274,7 @@ const ENTITIES: [(&str, char); 253] = [
     ("Iota", 'Ι'),
     ("Iuml", 'Ï'),
     ("Kappa", 'Κ'),
+    ("LT", '<'),
     ("Lambda", 'Λ'),
     ("Mu", 'Μ'),
     ("Ntilde", 'Ñ'),
@@ -286,6 +292,8 @@ const ENTITIES: [(&str, char); 253] = [
     ("Pi", 'Π'),
     ("Prime", '\u{2033}'),
     ("Psi", 'Ψ'),
+    ("QUOT", '"'),
+    ("REG", '®'),
     ("Rho", 'Ρ'),
     ("Scaron", 'Š'),
     ("Sigma", 'Σ'),
@@ -699,11 +707,17 @@ mod tests {
             to_text("&copy 2026 Caf&eacute &lt3 &#8364&#x263A x&ampy &notit; AT&T R&D &bogus &hellip"),
             "© 2026 Café <3 €☺ x&y ¬it; AT&T R&D &bogus &hellip\n"
         );
+        assert_eq!(to_text("&COPY &AMP; &LT&GT"), "© & <>\n");
         // In an attribute, not before a letter, digit or '=': an address
         // keeps its query.
         assert_eq!(
             to_text("<a href=\"https://e.test/?a=1&copy=2&amp;b=3&lt\">x</a>"),
             "x <https://e.test/?a=1&copy=2&b=3<>\n"
+        );
+        // Numbers decode there even before a letter.
+        assert_eq!(
+            to_text("<a href=\"https://e.test/?q=&#38b\">y</a>"),
+            "y <https://e.test/?q=&b>\n"
         );
     }
 

@@ -346,9 +346,14 @@ fn reached(addr: String, primary: Option<&str>) -> String {
     };
     match parse_address(&addr) {
         Some(ForwardPath::Postmaster) => format!("postmaster@{}", primary.to_ascii_lowercase()),
+        // Rebuilt from the parse, so the local part is written as the
+        // server writes it (`"Bob"` is `bob`) whatever the literal holds.
         Some(ForwardPath::Mailbox(m)) if matches!(m.domain, Domain::Literal(_)) => {
-            let local = addr.rsplit_once('@').map_or("", |(l, _)| l);
-            format!("{local}@{}", primary.to_ascii_lowercase())
+            let reached = ForwardPath::Mailbox(command::Mailbox {
+                local: m.local,
+                domain: Domain::Name(primary.to_string()),
+            });
+            normalize_address(&reached.to_string())
         }
         _ => addr,
     }
@@ -425,6 +430,7 @@ mod tests {
             "<PostMaster@Example.ORG>",
             "bob@example.org",
             "bob@[127.0.0.1]",
+            "\"Bob\"@[192.0.2.1]",
             "\"a@b\"@example.org",
         ] {
             assert!(on(user), "{user}");

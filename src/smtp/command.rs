@@ -423,8 +423,8 @@ fn domain_or_literal(i: &str) -> IResult<&str, Domain> {
 }
 
 /// A domain name within the limits of RFC 5321 §4.5.3.1.2 (255 octets)
-/// and of DNS (63 octets per label; a UTF-8 label is measured by the
-/// A-label it stands for, so it is not held to its own octet count).
+/// and of DNS (63 octets per ASCII label; a UTF-8 label is not held to
+/// its own octet count, since the A-label it stands for is often shorter).
 fn name_fits(name: &str) -> bool {
     name.len() <= 255 && name.split('.').all(|l| l.len() <= 63 || !l.is_ascii())
 }
@@ -432,7 +432,9 @@ fn name_fits(name: &str) -> bool {
 fn address_literal(i: &str) -> IResult<&str, AddressLiteral> {
     let (rest, inner) = delimited(
         char('['),
-        take_while1(|c: char| c > ' ' && c != '[' && c != ']' && c != '\\' && c != '\x7f'),
+        // dcontent (RFC 5321 §4.1.3): printable ASCII but `[`, `]`, `\\`;
+        // SMTPUTF8 leaves address literals ASCII.
+        take_while1(|c: char| c.is_ascii_graphic() && c != '[' && c != ']' && c != '\\'),
         char(']'),
     )(i)?;
     let fail = || nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify));

@@ -329,6 +329,8 @@ fn invalid_lines() {
         "EHLO [1.2.3.4.5]",
         "EHLO [1.2.3.]",
         "EHLO [+1.2.3.4]",
+        "EHLO [x:ü]",
+        "RCPT TO:<u@[x:café]>",
         "EHLO [IPv6:nonsense]",
         "EHLO [unterminated",
         "MAIL",

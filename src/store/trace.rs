@@ -69,6 +69,12 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
             name => name.to_string(),
         },
     );
+    // Our own name too, when it is configured in UTF-8.
+    let by = if info.hostname.is_ascii() || env.params.smtputf8 {
+        info.hostname.to_string()
+    } else {
+        a_labels(info.hostname)
+    };
     let using = match info.tls_details {
         Some(d) => format!("\n\t(using {d})"),
         None => String::new(),
@@ -76,7 +82,7 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
     let mut s = format!(
         "Return-Path: {from}\nReceived: from {helo} ({}){using}\n\tby {} (maildoor) with {} id {}",
         peer_literal(info.peer),
-        info.hostname,
+        by,
         protocol(info, env),
         info.queue_id,
     );
@@ -102,9 +108,15 @@ fn a_labels(name: &str) -> String {
         .split('.')
         .map(|label| {
             if label.is_ascii() {
-                label.to_string()
+                return label.to_string();
+            }
+            // Lower case first: some characters become ASCII (KELVIN SIGN
+            // is `k`), and an all-ASCII label has no A-label.
+            let lower = label.to_lowercase();
+            if lower.is_ascii() {
+                lower
             } else {
-                format!("xn--{}", punycode(&label.to_lowercase()))
+                format!("xn--{}", punycode(&lower))
             }
         })
         .collect();
@@ -347,6 +359,7 @@ mod tests {
             assert_eq!(punycode(label), want, "{label}");
         }
         assert_eq!(a_labels("Bücher.Example"), "xn--bcher-kva.Example");
+        assert_eq!(a_labels("\u{212A}.example"), "k.example");
         let hello = Hello {
             name: Domain::Name("mail.bücher.example".into()),
             extended: true,
@@ -359,6 +372,15 @@ mod tests {
         let h = headers(&info, &env, &[], UNIX_EPOCH);
         assert!(
             h.is_ascii() && h.contains("from mail.xn--bcher-kva.example ("),
+            "{h}"
+        );
+        let ours = TraceInfo {
+            hostname: "mäil.example",
+            ..info.clone()
+        };
+        let h = headers(&ours, &env, &[], UNIX_EPOCH);
+        assert!(
+            h.is_ascii() && h.contains("by xn--mil-qla.example (maildoor)"),
             "{h}"
         );
         // An SMTPUTF8 message may carry the name as the client said it.
