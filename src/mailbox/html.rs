@@ -56,8 +56,7 @@ pub fn to_text(html: &str) -> String {
         if !tag.closing && HIDDEN.contains(&tag.name.as_str()) {
             // Skip to the matching close tag (or the end).
             let close = format!("</{}", tag.name);
-            let lower = rest.to_ascii_lowercase();
-            rest = match lower.find(&close) {
+            rest = match find_ignoring_case(rest, &close) {
                 Some(at) => {
                     let from = rest.get(at..).unwrap_or_default();
                     from.find('>')
@@ -71,6 +70,17 @@ pub fn to_text(html: &str) -> String {
     }
     out.push_text(rest);
     out.finish()
+}
+
+/// Where `needle` (lower case ASCII, starting with `<`) first occurs in
+/// `text`, ignoring ASCII case; without copying `text`, so that many
+/// hidden elements cost one pass each over what they hide.
+fn find_ignoring_case(text: &str, needle: &str) -> Option<usize> {
+    let (hay, pat) = (text.as_bytes(), needle.as_bytes());
+    memchr::memchr_iter(b'<', hay).find(|&at| {
+        hay.get(at..at + pat.len())
+            .is_some_and(|cand| cand.eq_ignore_ascii_case(pat))
+    })
 }
 
 /// One tag: its lower-case name, whether it closes, and its `href` (of a
@@ -166,7 +176,9 @@ fn decode_entities(s: &str, in_attribute: bool) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(rest.get(..amp).unwrap_or_default());
         rest = rest.get(amp..).unwrap_or_default();
-        let semi = rest.find(';').filter(|&i| i <= 10);
+        // Only the next few octets: a text full of `&` must not be read
+        // to its end once per `&`.
+        let semi = rest.bytes().take(11).position(|b| b == b';');
         let decoded = semi
             .and_then(|i| entity(rest.get(1..i).unwrap_or_default()).map(|c| (c, i + 1)))
             .or_else(|| {
@@ -729,6 +741,16 @@ mod tests {
             ),
             "Logo: [ACME & Co] and end\n"
         );
+    }
+
+    #[test]
+    fn many_references_and_hidden_elements_are_read_in_one_pass() {
+        // Each `&` and each hidden element once read the whole rest of
+        // the text: quadratic, minutes for a hostile megabyte.
+        let amps = "&".repeat(300_000);
+        assert_eq!(to_text(&amps).len(), 300_001);
+        let scripts = "<SCRIPT>x</Script>y".repeat(30_000);
+        assert_eq!(to_text(&scripts), format!("{}\n", "y".repeat(30_000)));
     }
 
     #[test]
