@@ -9,6 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,7 +22,13 @@ pub struct Maildir {
     host: String,
     pid: u32,
     counter: AtomicU64,
+    /// The root's permission bits: directories made inside take them, and
+    /// messages their read and write bits (see [`Maildir::open`]).
+    mode: u32,
 }
+
+/// The mode of a Maildir made from nothing: mail is private.
+const PRIVATE: u32 = 0o700;
 
 /// The unique part of a message's file name, also its queue id:
 /// `<secs>.M<usec>P<pid>Q<n>` (time, process, per-process counter).
@@ -45,10 +52,17 @@ impl Maildir {
     /// Opens the Maildir at `root`, creating `tmp/`, `new/` and `cur/` when
     /// missing (durably, see `create_layout`). `hostname` becomes part
     /// of every file name.
+    ///
+    /// Mail is private: a Maildir made here is `0700` and its messages
+    /// `0600`. An existing Maildir's own permissions rule instead (as
+    /// Dovecot does it): a root of `0750` gives `0640` messages, for a
+    /// group of readers; the umask applies on top.
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Self> {
         let root = root.into();
-        create_layout(&root, None)?;
+        let mode = fs::metadata(&root).map_or(PRIVATE, |m| m.permissions().mode() & 0o777);
+        create_layout(&root, None, mode)?;
         Ok(Maildir {
+            mode: fs::metadata(&root)?.permissions().mode() & 0o777,
             root,
             host: hostname.replace('/', "\\057").replace(':', "\\072"),
             pid: std::process::id(),
@@ -63,12 +77,13 @@ impl Maildir {
     /// message acknowledged in a brand-new mailbox survives a power loss.
     pub fn open_sibling(&self, root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        create_layout(&root, Some(&self.root))?;
+        create_layout(&root, Some(&self.root), self.mode)?;
         Ok(Maildir {
             root,
             host: self.host.clone(),
             pid: self.pid,
             counter: AtomicU64::new(0),
+            mode: self.mode,
         })
     }
 
@@ -93,7 +108,11 @@ impl Maildir {
     /// Creates the `tmp/` file for message `id`.
     pub fn create(&self, id: &UniqueId) -> io::Result<TmpFile> {
         let path = self.root.join("tmp").join(format!("{}.{}", id, self.host));
-        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(self.mode & 0o666)
+            .open(&path)?;
         Ok(TmpFile {
             file,
             path,
@@ -213,7 +232,7 @@ impl Maildir {
 /// have made them without its fsync succeeding. A message answered 250 in
 /// a Maildir made a moment ago then survives a power loss. Called once per
 /// Maildir opened, not per message.
-fn create_layout(root: &Path, above: Option<&Path>) -> io::Result<()> {
+fn create_layout(root: &Path, above: Option<&Path>, mode: u32) -> io::Result<()> {
     let mut top = root;
     while let Some(parent) = parent_of(top) {
         let stop = match above {
@@ -225,8 +244,10 @@ fn create_layout(root: &Path, above: Option<&Path>) -> io::Result<()> {
         }
         top = parent;
     }
+    let mut dirs = fs::DirBuilder::new();
+    dirs.recursive(true).mode(mode);
     for sub in ["tmp", "new", "cur"] {
-        fs::create_dir_all(root.join(sub))?;
+        dirs.create(root.join(sub))?;
     }
     File::open(root)?.sync_all()?;
     let mut dir = root;
@@ -400,6 +421,48 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn mail_is_private_unless_the_maildir_says_otherwise() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // What the umask lets through (it applies on top, as to any file).
+        let umask = fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+            })
+            .unwrap_or(0o022);
+        let mode = |p: &Path| mode(p) | umask;
+        let deliver = |md: &Maildir| {
+            let mut f = md.create(&md.next_id()).unwrap();
+            f.write_all(b"x\n").unwrap();
+            md.commit(f).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Made here: 0700 all the way, 0600 messages (a umask can only
+        // take bits away).
+        let fresh = Maildir::open(dir.path().join("a/md"), "h").unwrap();
+        for d in ["a", "a/md", "a/md/tmp", "a/md/new", "a/md/cur"] {
+            assert_eq!(mode(&dir.path().join(d)), 0o700 | umask, "{d}");
+        }
+        assert_eq!(mode(&deliver(&fresh)), 0o600 | umask);
+        // A per-recipient Maildir below takes its parent Maildir's mode.
+        let user = fresh
+            .open_sibling(dir.path().join("a/md/example.org/bob"))
+            .unwrap();
+        assert_eq!(mode(&dir.path().join("a/md/example.org")), 0o700 | umask);
+        assert_eq!(mode(&deliver(&user)), 0o600 | umask);
+        // An existing Maildir shared with a group keeps being shared.
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o750)).unwrap();
+        let md = Maildir::open(&shared, "h").unwrap();
+        assert_eq!(mode(&shared.join("new")), 0o750 | umask);
+        assert_eq!(mode(&deliver(&md)), 0o640 | umask);
     }
 
     #[test]
