@@ -176,6 +176,18 @@ fn user_filter_and_per_recipient_maildir() {
         ok(mailbox(&md, &["count", "--user", "bob@localhost"])),
         "2 total, 2 new, 0 seen\n"
     );
+    // show and delete filter too: another user's message is not theirs
+    // to read or delete.
+    let dans = &ids[2];
+    for cmd in ["show", "delete"] {
+        let err = fails(mailbox(&md, &[cmd, "--user", "bob@localhost", dans]));
+        assert!(err.contains("no message"), "{cmd}: {err}");
+    }
+    assert_eq!(srv.files("new").len(), 3);
+    let shown = ok(mailbox(&md, &["show", "--peek", "--user", "dan@localhost", dans]));
+    assert!(shown.contains("Subject: cc"), "{shown}");
+    // <postmaster@localhost> is the first domain's postmaster.
+    assert_eq!(ids_for("postmaster"), &ids[2..]);
 
     // Per-recipient layout: maildir/<domain>/<local-part>/ is read instead.
     let own = md.join("localhost").join("bob");

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::list::Row;
 use super::message::{self, UserFilter};
 use super::watch::{self, Watched};
-use super::{read_message, render, Layout, Mailbox, MailboxError};
+use super::{read_message, render, resolve_in, Entry, Layout, Mailbox, MailboxError};
 
 /// `maildoor mailbox`: read the mail in the Maildir.
 #[derive(Debug, Args)]
@@ -167,11 +167,11 @@ pub fn run(
             raw,
             headers,
             peek,
-        } => show(&select(layout, user)?.mailbox, id, *raw, *headers, *peek, out),
+        } => show(&select(layout, user)?, id, *raw, *headers, *peek, out),
         MailboxCmd::Delete { id } => {
-            let mailbox = select(layout, user)?.mailbox;
-            let entry = mailbox.resolve(id)?;
-            mailbox.delete(&entry)?;
+            let sel = select(layout, user)?;
+            let entry = resolve(&sel, id)?;
+            sel.mailbox.delete(&entry)?;
             writeln!(out, "deleted {} ({})", entry.name.queue_id, entry.name.file).map_err(stdout_error)
         }
         MailboxCmd::Count { json } => count(&select(layout, user)?, *json, out, err),
@@ -233,15 +233,31 @@ fn count(sel: &Selection, json: bool, out: &mut dyn Write, err: &mut dyn Write) 
     writeln!(out, "{line}").map_err(stdout_error)
 }
 
+/// The message `id` names among those of the selection: with a `--user`
+/// filter on a shared Maildir, another user's message is no message.
+fn resolve(sel: &Selection, id: &str) -> Result<Entry, MailboxError> {
+    let Some(filter) = &sel.filter else {
+        return sel.mailbox.resolve(id);
+    };
+    let theirs: Vec<Entry> = sel
+        .mailbox
+        .scan()?
+        .into_iter()
+        .filter(|e| Row::read(e).is_some_and(|row| row.is_for(filter)))
+        .collect();
+    resolve_in(&theirs, id).cloned()
+}
+
 fn show(
-    mb: &Mailbox,
+    sel: &Selection,
     id: &str,
     raw: bool,
     headers: bool,
     peek: bool,
     out: &mut dyn Write,
 ) -> Result<(), MailboxError> {
-    let entry = mb.resolve(id)?;
+    let mb = &sel.mailbox;
+    let entry = resolve(sel, id)?;
     let bytes = read_message(&entry.path)?;
     let invalid = |reason| MailboxError::InvalidMessage {
         path: entry.path.clone(),

@@ -360,22 +360,43 @@ impl Mailbox {
 /// would match too much to be meant as one).
 pub const SHORT_PREFIX_MIN: usize = 4;
 
-/// `resolve` over a list already scanned.
+/// `resolve` over a list already scanned. A file name wins over a queue
+/// id (two files may share one: a copy in `new/` and one in `cur/`), and
+/// a path ending in `new/<file>` or `cur/<file>` (as mlist prints) names
+/// the file in that folder.
 pub fn resolve_in<'a>(entries: &'a [Entry], id: &str) -> Result<&'a Entry, MailboxError> {
-    // A path (as mlist prints) names its file.
     let id = id.trim();
-    let id = id.rsplit('/').next().unwrap_or(id);
+    let mut parts = id.rsplit('/');
+    let file = parts.next().unwrap_or(id);
+    let folder = match parts.next() {
+        Some("new") => Some(Folder::New),
+        Some("cur") => Some(Folder::Cur),
+        _ => None,
+    };
+    let id = file;
     if id.is_empty() {
         return Err(MailboxError::UnknownId(id.to_string()));
     }
-    let exact: Vec<&Entry> = entries
+    let here = |e: &&Entry| folder.is_none_or(|f| e.folder == f);
+    let by_file: Vec<&Entry> = entries
         .iter()
-        .filter(|e| e.name.queue_id == id || e.name.unique == id || e.name.file == id)
+        .filter(here)
+        .filter(|e| e.name.file == id)
         .collect();
+    let exact: Vec<&Entry> = if by_file.is_empty() {
+        entries
+            .iter()
+            .filter(here)
+            .filter(|e| e.name.queue_id == id || e.name.unique == id)
+            .collect()
+    } else {
+        by_file
+    };
     let matches = if exact.is_empty() {
         let hex = id.to_ascii_lowercase();
         entries
             .iter()
+            .filter(here)
             .filter(|e| {
                 let by_short =
                     hex.len() >= SHORT_PREFIX_MIN && name::hash_hex(&e.name.queue_id).starts_with(&hex);
@@ -388,11 +409,26 @@ pub fn resolve_in<'a>(entries: &'a [Entry], id: &str) -> Result<&'a Entry, Mailb
     match matches.as_slice() {
         [] => Err(MailboxError::UnknownId(id.to_string())),
         [one] => Ok(one),
-        many => Err(MailboxError::AmbiguousId {
-            id: id.to_string(),
-            candidates: many.iter().take(5).map(|e| e.name.queue_id.clone()).collect(),
-            matches: many.len(),
-        }),
+        many => {
+            // Name them so that each can be given back: the queue id, or
+            // the folder and file when two share a queue id.
+            let shared = |e: &Entry| many.iter().filter(|o| o.name.queue_id == e.name.queue_id).count() > 1;
+            Err(MailboxError::AmbiguousId {
+                id: id.to_string(),
+                candidates: many
+                    .iter()
+                    .take(5)
+                    .map(|e| {
+                        if shared(e) {
+                            format!("{}/{}", e.folder.dir(), e.name.file)
+                        } else {
+                            e.name.queue_id.clone()
+                        }
+                    })
+                    .collect(),
+                matches: many.len(),
+            })
+        }
     }
 }
 

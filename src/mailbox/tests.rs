@@ -100,6 +100,38 @@ fn ids_resolve_exactly_by_prefix_or_short_id() {
     );
     assert!(matches!(resolve_in(&e, "nope"), Err(MailboxError::UnknownId(_))));
     assert!(matches!(resolve_in(&e, ""), Err(MailboxError::UnknownId(_))));
+
+    // Two files with one queue id (a copy in new/, one in cur/): each is
+    // reached by its file name, or by its folder and file, and the
+    // ambiguity error names them apart.
+    let (dir, mb) = maildir();
+    put(dir.path(), "new", "1700000000.M1P1Q1.h", "Subject: new copy\n\n");
+    put(
+        dir.path(),
+        "cur",
+        "1700000000.M1P1Q1.h:2,S",
+        "Subject: cur copy\n\n",
+    );
+    let e = mb.scan().unwrap();
+    for (id, folder) in [
+        ("1700000000.M1P1Q1.h", Folder::New),
+        ("new/1700000000.M1P1Q1.h", Folder::New),
+        ("1700000000.M1P1Q1.h:2,S", Folder::Cur),
+        ("cur/1700000000.M1P1Q1.h", Folder::Cur),
+        ("/x/md/cur/1700000000.M1", Folder::Cur),
+    ] {
+        assert_eq!(resolve_in(&e, id).unwrap().folder, folder, "{id}");
+    }
+    match resolve_in(&e, "1700000000.M1P1Q1") {
+        Err(MailboxError::AmbiguousId { mut candidates, .. }) => {
+            candidates.sort();
+            assert_eq!(
+                candidates,
+                ["cur/1700000000.M1P1Q1.h:2,S", "new/1700000000.M1P1Q1.h"]
+            )
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(resolve_in(&e, "/"), Err(MailboxError::UnknownId(_))));
 }
 
