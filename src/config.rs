@@ -265,6 +265,74 @@ fn bad(key: &str, why: impl std::fmt::Display) -> SettingsError {
     SettingsError(format!("{key}: {why}"))
 }
 
+/// Counts: whole numbers only.
+const WHOLE_KEYS: &[&str] = &[
+    "max_message_size",
+    "max_recipients",
+    "max_errors",
+    "max_connections",
+    "max_connections_per_ip",
+    "min_data_rate",
+];
+/// Durations in seconds: any number.
+const SECONDS_KEYS: &[&str] = &[
+    "command_timeout",
+    "data_timeout",
+    "data_end_timeout",
+    "shutdown_grace",
+    "max_session_time",
+    "data_rate_grace",
+    "greet_delay",
+    "proxy_timeout",
+];
+
+/// The config crate converts between kinds on its own: `1.5` or `true`
+/// would become a count of 2 or 1, and `true` a timeout of a second. A
+/// value of the wrong kind is an error naming its key instead, in a file
+/// or the environment alike (where every value starts as text: `1000` is
+/// a whole number there, `1.5` is not).
+fn check_kinds(built: &Config) -> Result<(), SettingsError> {
+    use config::ValueKind as K;
+    let number_text = |t: &str, whole: bool| {
+        let t = t.trim();
+        if whole {
+            !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
+        } else {
+            t.parse::<f64>().is_ok_and(f64::is_finite)
+        }
+    };
+    for (keys, whole, what) in [
+        (WHOLE_KEYS, true, "a whole number"),
+        (SECONDS_KEYS, false, "a number of seconds"),
+    ] {
+        for &key in keys {
+            let Ok(v) = built.get::<config::Value>(key) else {
+                continue;
+            };
+            let fits = match &v.kind {
+                K::I64(_) | K::I128(_) | K::U64(_) | K::U128(_) => true,
+                K::Float(f) => !whole && f.is_finite(),
+                K::String(t) => number_text(t, whole),
+                K::Nil | K::Boolean(_) | K::Table(_) | K::Array(_) => false,
+            };
+            if !fits {
+                return Err(bad(key, format!("{v} is not {what}")));
+            }
+        }
+    }
+    if let Ok(v) = built.get::<config::Value>("reuse_port") {
+        let fits = match &v.kind {
+            K::Boolean(_) => true,
+            K::String(t) => matches!(t.trim().to_ascii_lowercase().as_str(), "true" | "false"),
+            _ => false,
+        };
+        if !fits {
+            return Err(bad("reuse_port", format!("{v} is not true or false")));
+        }
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Loads the layers in order and validates the result. `env` is the
     /// process environment (passed in so tests can give their own).
@@ -334,7 +402,9 @@ impl Settings {
         if let Some(k) = &over.tls_key {
             b = set(b, "tls_key", k.to_string_lossy().into_owned().into())?;
         }
-        let raw: Raw = b.build().and_then(Config::try_deserialize).map_err(|e| {
+        let built = b.build().map_err(|e| SettingsError(e.to_string()))?;
+        check_kinds(&built)?;
+        let raw: Raw = Config::try_deserialize(built).map_err(|e| {
             let e = e.to_string();
             match &over.config {
                 // Only a --config file can hold an unknown key (the
@@ -439,6 +509,8 @@ impl Settings {
         let secs_or_zero = |key: &str, v: f64| {
             if v == 0.0 {
                 Ok(Duration::ZERO)
+            } else if v < 0.0 || v.is_nan() {
+                Err(bad(key, format!("{v} is not 0 or a positive number of seconds")))
             } else {
                 secs(key, v)
             }
@@ -844,6 +916,20 @@ mod tests {
                 "command_timeout: 1000000000000 seconds is too long",
             ),
             ("MAILDOOR_SHUTDOWN_GRACE", "-1", "shutdown_grace"),
+            // Kinds the config crate would convert on its own.
+            (
+                "MAILDOOR_MAX_MESSAGE_SIZE",
+                "1.5",
+                "max_message_size: 1.5 is not a whole number",
+            ),
+            ("MAILDOOR_MAX_RECIPIENTS", "1.4", "max_recipients"),
+            ("MAILDOOR_MAX_ERRORS", "true", "max_errors"),
+            (
+                "MAILDOOR_COMMAND_TIMEOUT",
+                "true",
+                "command_timeout: true is not a number",
+            ),
+            ("MAILDOOR_REUSE_PORT", "yes", "reuse_port"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load(&Overrides::default(), env(&[(k, v)]))
@@ -851,6 +937,44 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn a_file_value_of_the_wrong_kind_is_an_error_not_a_conversion() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Settings::load(
+                &Overrides {
+                    config: Some(file.clone()),
+                    ..Overrides::default()
+                },
+                std::iter::empty(),
+            )
+        };
+        for (text, key) in [
+            ("max_message_size = 1.5", "max_message_size"),
+            ("max_message_size = 1e30", "max_message_size"),
+            ("max_recipients = true", "max_recipients"),
+            ("min_data_rate = 0.4", "min_data_rate"),
+            ("command_timeout = true", "command_timeout"),
+            ("reuse_port = 1", "reuse_port"),
+            ("reuse_port = \"yes\"", "reuse_port"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(&format!("{key}: ")), "{text}: {err}");
+        }
+        let s = load("max_message_size = \"1000\"\ncommand_timeout = 2.5\nreuse_port = true\n").unwrap();
+        assert_eq!(s.max_message_size, 1000);
+        assert_eq!(s.command_timeout, Duration::from_millis(2500));
+        // The environment's text: whole numbers and seconds as written.
+        let s = Settings::load(
+            &Overrides::default(),
+            env(&[("MAILDOOR_MAX_RECIPIENTS", "7"), ("MAILDOOR_DATA_TIMEOUT", "0.5")]),
+        )
+        .unwrap();
+        assert_eq!(s.max_recipients, 7);
     }
 
     #[test]
