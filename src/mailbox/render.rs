@@ -151,14 +151,15 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
         if part.ctype.mimetype.starts_with("multipart/") && !part.subparts.is_empty() {
             continue;
         }
+        let mime = reader_type(part);
         let inline = !is_attachment(part);
-        if inline && part.ctype.mimetype == "text/plain" && text.is_none() {
+        if inline && mime == "text/plain" && text.is_none() {
             let (body, why) = part_text(part);
             text = Some(body.replace("\r\n", "\n"));
             undecoded = why;
             continue;
         }
-        if inline && part.ctype.mimetype == "text/html" {
+        if inline && mime == "text/html" {
             // The message's body in HTML (an alternative to its text, or
             // its only form), not an attachment: kept in case there is no
             // text/plain.
@@ -167,13 +168,10 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
             }
             continue;
         }
-        if part.ctype.mimetype.starts_with("multipart/") {
-            continue;
-        }
         let size = part.get_body_raw().map_or(0, |b| b.len());
         attachments.push(Attachment {
             name: part_name(part),
-            mime: part.ctype.mimetype.clone(),
+            mime: mime.to_string(),
             size,
         });
     }
@@ -193,6 +191,22 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
         from_html,
         attachments,
     })
+}
+
+/// The type a reader takes a leaf part for. An invalid Content-Type (no
+/// `type/subtype`: `text`, `;;;`) is text/plain (RFC 2045 §5.2), and so
+/// is a multipart whose boundary is missing or never occurs: it has no
+/// parts, and its body is all the text there is.
+fn reader_type<'p>(part: &'p mailparse::ParsedMail<'_>) -> &'p str {
+    let mime = part.ctype.mimetype.as_str();
+    let valid = mime
+        .split_once('/')
+        .is_some_and(|(t, sub)| !t.is_empty() && !sub.is_empty() && !sub.contains('/'));
+    if !valid || mime.starts_with("multipart/") {
+        "text/plain"
+    } else {
+        mime
+    }
 }
 
 /// Every header of the message, decoded, one per line (`--headers`).
@@ -300,6 +314,30 @@ mod tests {
             out.contains("  1. data.bin  application/octet-stream  5 bytes\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_broken_content_type_is_read_as_text() {
+        for (ctype, body) in [
+            // A boundary that never occurs, and none at all.
+            (
+                "multipart/mixed; boundary=\"NOPE\"",
+                "--WRONG\nContent-Type: text/plain\n\nhello\n--WRONG--\n",
+            ),
+            ("multipart/mixed", "hello\n"),
+            // No type/subtype (RFC 2045 §5.2: text/plain).
+            ("text", "hello\n"),
+            (";;;===", "hello\n"),
+        ] {
+            let raw = format!("Subject: s\nContent-Type: {ctype}\n\n{body}");
+            let r = readable(raw.as_bytes()).unwrap();
+            assert!(
+                r.text.as_deref().is_some_and(|t| t.contains("hello")),
+                "{ctype}: {:?}",
+                r.text
+            );
+            assert!(r.attachments.is_empty(), "{ctype}: {:?}", r.attachments);
+        }
     }
 
     #[test]
