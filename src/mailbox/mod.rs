@@ -71,7 +71,7 @@ pub enum MailboxError {
     AmbiguousId {
         /// What the user typed.
         id: String,
-        /// Queue ids of the first few matches.
+        /// The first few matches: queue ids, or `folder/file` where two share one.
         candidates: Vec<String>,
         /// How many messages match.
         matches: usize,
@@ -373,7 +373,21 @@ pub fn resolve_in<'a>(entries: &'a [Entry], id: &str) -> Result<&'a Entry, Mailb
         Some("cur") => Some(Folder::Cur),
         _ => None,
     };
-    let id = file;
+    match resolve_where(entries, file, folder) {
+        // The folder only tells files apart: a message listed in `new/`
+        // may have been read (moved to `cur/`) since.
+        Err(MailboxError::UnknownId(_)) if folder.is_some() => resolve_where(entries, file, None),
+        found => found,
+    }
+}
+
+/// [`resolve_in`] for the file name or id `id`, among the entries in
+/// `folder` (all, without one).
+fn resolve_where<'a>(
+    entries: &'a [Entry],
+    id: &str,
+    folder: Option<Folder>,
+) -> Result<&'a Entry, MailboxError> {
     if id.is_empty() {
         return Err(MailboxError::UnknownId(id.to_string()));
     }

@@ -122,6 +122,7 @@ fn ids_resolve_exactly_by_prefix_or_short_id() {
     ] {
         assert_eq!(resolve_in(&e, id).unwrap().folder, folder, "{id}");
     }
+
     match resolve_in(&e, "1700000000.M1P1Q1") {
         Err(MailboxError::AmbiguousId { mut candidates, .. }) => {
             candidates.sort();
@@ -132,6 +133,17 @@ fn ids_resolve_exactly_by_prefix_or_short_id() {
         }
         other => panic!("{other:?}"),
     }
+    // A path printed before the message was read still finds it in cur/.
+    let (dir, mb) = maildir();
+    put(
+        dir.path(),
+        "cur",
+        "1700000000.M2P1Q1.h,S=5:2,S",
+        "Subject: read\n\n",
+    );
+    let e = mb.scan().unwrap();
+    let found = resolve_in(&e, "/md/new/1700000000.M2P1Q1.h,S=5").unwrap();
+    assert_eq!(found.folder, Folder::Cur);
     assert!(matches!(resolve_in(&e, "/"), Err(MailboxError::UnknownId(_))));
 }
 
