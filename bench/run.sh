@@ -22,6 +22,7 @@
 #   MAILDOOR_BENCH_HARNESS  the shared harness; default ../shared/bench from the repo root
 #   BENCH_SCENARIOS         bench.py --scenarios (default a,b,c,d)
 #   BENCH_PEERS             bench.py --peers (default: all of them)
+#   BENCH_KEEP              set: bench.py --keep, every store deleted only at the end
 #   BENCH_OUT               directory for logs, JSON and summary.txt (default: new /tmp/maildoor-bench.*)
 #   SINK_SESSIONS, SINK_MESSAGES, SINK_SIZE, SINK_ROUNDS   (20, 5000, 1024, 3)
 #   IDLE_COUNT, IDLE_HOLD   (10000, 5)
@@ -116,7 +117,20 @@ step_peers() {
     --json "$OUT/bench.json")
   [ -n "${BENCH_SCENARIOS:-}" ] && args+=(--scenarios "$BENCH_SCENARIOS")
   [ -n "${BENCH_PEERS:-}" ] && args+=(--peers "$BENCH_PEERS")
-  python3 "$HARNESS/bench.py" "${args[@]}" 2>"$OUT/bench.rows.log" | tee -a "$SUMMARY"
+  local tmp="${TMPDIR:-/tmp}"
+  if [ -n "${BENCH_KEEP:-}" ]; then
+    # No store is deleted until every peer has run: on ext4 without a
+    # journal a create walks past every inode deleted in the last minutes,
+    # and bench.py runs maildoor last, after the others' stores are
+    # deleted (README, Performance). Kept under $OUT, removed at the end.
+    args+=(--keep)
+    tmp="$OUT/peers-tmp"
+    mkdir -p "$tmp"
+    # Postfix's processes run as another user and must reach their store.
+    chmod 755 "$OUT" "$tmp"
+  fi
+  TMPDIR="$tmp" python3 "$HARNESS/bench.py" "${args[@]}" 2>"$OUT/bench.rows.log" | tee -a "$SUMMARY"
+  [ -n "${BENCH_KEEP:-}" ] && rm -rf "$tmp"
   targets "$OUT/bench.json" | tee -a "$SUMMARY"
 }
 
