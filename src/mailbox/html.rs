@@ -243,6 +243,12 @@ fn entity(name: &str) -> Option<char> {
             Some(hex) => u32::from_str_radix(hex, 16).ok()?,
             None => num.parse().ok()?,
         };
+        // 128-159 name C1 controls, which nobody means: browsers read them
+        // as windows-1252, where mail written on Windows came from.
+        let code = match code {
+            0x80..=0x9f => WINDOWS_1252_C1.get(code as usize - 0x80).copied().unwrap_or(code),
+            _ => code,
+        };
         return char::from_u32(code).filter(|c| !c.is_control() || c.is_whitespace());
     }
     ENTITIES
@@ -251,6 +257,14 @@ fn entity(name: &str) -> Option<char> {
         .and_then(|i| ENTITIES.get(i))
         .map(|&(_, c)| c)
 }
+
+/// What windows-1252 has at 0x80-0x9F (HTML's table for numeric
+/// references there); the five holes stay C1 controls.
+const WINDOWS_1252_C1: [u32; 32] = [
+    0x20ac, 0x81, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160, 0x2039, 0x0152,
+    0x8d, 0x017d, 0x8f, 0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x02dc, 0x2122, 0x0161,
+    0x203a, 0x0153, 0x9d, 0x017e, 0x0178,
+];
 
 /// The named character references of HTML 4 (the set mail is written
 /// with), `&apos;`, and the upper-case spellings browsers also take
@@ -720,6 +734,8 @@ mod tests {
             "© 2026 Café <3 €☺ x&y ¬it; AT&T R&D &bogus &hellip\n"
         );
         assert_eq!(to_text("&COPY &AMP; &LT&GT"), "© & <>\n");
+        // 128-159 as windows-1252, as browsers read them; holes stay.
+        assert_eq!(to_text("&#128; &#x97; &#150 &#129;"), "€ — – &#129;\n");
         // In an attribute, not before a letter, digit or '=': an address
         // keeps its query.
         assert_eq!(

@@ -76,12 +76,13 @@ const ASCII_LABELS: [&str; 11] = [
     "csascii",
 ];
 
-/// True when a part names no charset, or names US-ASCII.
+/// True when a part names no charset, names US-ASCII, or names one that
+/// no decoder knows (`x-unknown`): its bytes say more than its label.
 fn declares_ascii(part: &ParsedMail<'_>) -> bool {
-    part.ctype
-        .params
-        .get("charset")
-        .is_none_or(|c| ASCII_LABELS.contains(&c.trim().to_ascii_lowercase().as_str()))
+    part.ctype.params.get("charset").is_none_or(|c| {
+        let label = c.trim().to_ascii_lowercase();
+        ASCII_LABELS.contains(&label.as_str()) || charset::Charset::for_label(label.as_bytes()).is_none()
+    })
 }
 
 /// A part's body exactly as stored, transfer encoding not undone.
@@ -94,7 +95,8 @@ fn stored_body<'a>(part: &'a ParsedMail<'a>) -> &'a [u8] {
 }
 
 /// The text of a part: transfer encoding undone, then the charset. Text
-/// that names no charset (or US-ASCII) but is not ASCII is read as UTF-8
+/// that names no charset (or US-ASCII, or one no decoder knows) but is
+/// not ASCII is read as UTF-8
 /// when it is valid UTF-8, as swaks and many scripts send it and as mblaze
 /// reads it; otherwise the declared charset applies (mailparse reads
 /// US-ASCII as windows-1252). When the transfer encoding cannot be undone,
@@ -408,6 +410,9 @@ mod tests {
         assert_eq!(text(b64.as_bytes()), "Grüße");
         // Not UTF-8: as before (US-ASCII read as windows-1252).
         assert_eq!(text(b"Content-Type: text/plain\n\nGr\xfc\xdfe\n"), "Grüße\n");
+        // A label no decoder knows: valid UTF-8 is read as UTF-8.
+        let unknown = "Content-Type: text/plain; charset=x-unknown-42\n\nM\u{fc}ller\n";
+        assert_eq!(text(unknown.as_bytes()), "Müller\n");
         // A declared charset wins, even over bytes that are valid UTF-8.
         let latin1 = "Content-Type: text/plain; charset=iso-8859-1\n\nGrüße\n";
         assert_eq!(text(latin1.as_bytes()), "GrÃ¼ÃŸe\n");
