@@ -110,12 +110,71 @@ fn part_text(part: &ParsedMail<'_>) -> (String, Option<String>) {
         }
         part.get_body()
     });
+    // Base64 that a strict decoder refuses (its `=` padding left off, as
+    // some senders do) is still read: the charset then as declared.
+    let decoded = decoded.or_else(|why| match lenient_base64(part) {
+        Some(bytes) => Ok(match std::str::from_utf8(&bytes) {
+            Ok(utf8) if declares_ascii(part) => utf8.to_string(),
+            _ => decode_charset(&part.ctype.charset, &bytes),
+        }),
+        None => Err(why),
+    });
     match decoded {
         Ok(text) => (text, None),
         Err(why) => (
             String::from_utf8_lossy(stored_body(part)).into_owned(),
             Some(why.to_string()),
         ),
+    }
+}
+
+/// A base64 part's bytes, read leniently: up to the first `=`, padding
+/// not needed, white space anywhere. `None` for a part that is not
+/// base64, or whose body leaves bits that make no whole octet pattern
+/// (a single stray letter at the end).
+fn lenient_base64(part: &ParsedMail<'_>) -> Option<Vec<u8>> {
+    let Body::Base64(body) = part.get_body_encoded() else {
+        return None;
+    };
+    let raw = body.get_raw();
+    // Only a body of base64 letters, white space and `=`: anything else
+    // is not base64 at all, and stays "could not be decoded".
+    if !raw
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"+/= \t\r\n".contains(&b))
+    {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in raw.iter().take_while(|&&b| b != b'=') {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (bits < 6).then_some(out)
+}
+
+/// `bytes` in the charset labelled `label` (windows-1252 when no decoder
+/// knows the label, as mailparse does for US-ASCII).
+fn decode_charset(label: &str, bytes: &[u8]) -> String {
+    let charset = charset::Charset::for_label(label.trim().as_bytes())
+        .or_else(|| charset::Charset::for_label(b"windows-1252"));
+    match charset {
+        Some(c) => c.decode_without_bom_handling(bytes).0.into_owned(),
+        None => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -170,7 +229,11 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
             }
             continue;
         }
-        let size = part.get_body_raw().map_or(0, |b| b.len());
+        let size = part
+            .get_body_raw()
+            .ok()
+            .or_else(|| lenient_base64(part))
+            .map_or(0, |b| b.len());
         attachments.push(Attachment {
             name: part_name(part),
             mime: mime.to_string(),
@@ -385,6 +448,20 @@ mod tests {
         }
         let r = readable(MIME.as_bytes()).unwrap();
         assert_eq!(r.undecoded, None);
+        // Base64 without its padding is read all the same, in its charset.
+        for (body, charset, want) in [
+            ("R3LDvMOfZQ", "utf-8", "Grüße"),
+            ("R3L832U", "iso-8859-1", "Grüße"),
+            ("R3LDvMOfZQ=", "", "Grüße"),
+        ] {
+            let raw = format!(
+                "Content-Type: text/plain; charset={charset}\nContent-Transfer-Encoding: base64\n\n{body}\n"
+            );
+            let r = readable(raw.as_bytes()).unwrap();
+            assert_eq!((r.text.as_deref(), r.undecoded), (Some(want), None), "{body}");
+        }
+        let attached = "Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\nhi\n--B\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAECAwQ\n--B--\n";
+        assert_eq!(readable(attached.as_bytes()).unwrap().attachments[0].size, 5);
     }
 
     #[test]
