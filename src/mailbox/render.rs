@@ -96,10 +96,9 @@ fn stored_body<'a>(part: &'a ParsedMail<'a>) -> &'a [u8] {
 
 /// The text of a part: transfer encoding undone, then the charset. Text
 /// that names no charset (or US-ASCII, or one no decoder knows) but is
-/// not ASCII is read as UTF-8
-/// when it is valid UTF-8, as swaks and many scripts send it and as mblaze
-/// reads it; otherwise the declared charset applies (mailparse reads
-/// US-ASCII as windows-1252). When the transfer encoding cannot be undone,
+/// not ASCII is read as UTF-8 when it is valid UTF-8, as swaks and many
+/// scripts send it and as mblaze reads it; otherwise the declared charset
+/// applies (mailparse reads US-ASCII as windows-1252). When the transfer encoding cannot be undone,
 /// the part's own body as stored, and why.
 fn part_text(part: &ParsedMail<'_>) -> (String, Option<String>) {
     let decoded = part.get_body_raw().and_then(|bytes| {
