@@ -207,17 +207,32 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
     let mut undecoded = None;
     let mut html = None;
     let mut attachments = Vec::new();
-    for part in mail.parts() {
-        if part.ctype.mimetype.starts_with("multipart/") && !part.subparts.is_empty() {
-            continue;
-        }
+    let mut all = Vec::new();
+    leaves(&mail, false, &mut all);
+    for (part, alternative) in all {
         let mime = reader_type(part);
         let inline = !is_attachment(part);
-        if inline && mime == "text/plain" && text.is_none() {
+        if inline && mime == "text/plain" {
             let (body, why) = part_text(part);
-            text = Some(body.replace("\r\n", "\n"));
-            undecoded = why;
-            continue;
+            match &mut text {
+                None => {
+                    text = Some(body.replace("\r\n", "\n"));
+                    undecoded = why;
+                    continue;
+                }
+                // More text of a mixed message (a list footer, a second
+                // note), not another version of it: shown after the first,
+                // as mail readers show it.
+                Some(first) if !alternative && why.is_none() && part_name(part).is_none() => {
+                    if !first.ends_with('\n') {
+                        first.push('\n');
+                    }
+                    first.push('\n');
+                    first.push_str(&body.replace("\r\n", "\n"));
+                    continue;
+                }
+                Some(_) => {}
+            }
         }
         if inline && mime == "text/html" {
             // The message's body in HTML (an alternative to its text, or
@@ -255,6 +270,20 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
         from_html,
         attachments,
     })
+}
+
+/// The leaves of `part`'s tree in order, each with whether it is inside a
+/// multipart/alternative (versions of one text, not more text). A
+/// multipart with no parts (a boundary never found) is a leaf.
+fn leaves<'a>(part: &'a ParsedMail<'a>, alternative: bool, out: &mut Vec<(&'a ParsedMail<'a>, bool)>) {
+    if part.ctype.mimetype.starts_with("multipart/") && !part.subparts.is_empty() {
+        let alternative = alternative || part.ctype.mimetype == "multipart/alternative";
+        for sub in &part.subparts {
+            leaves(sub, alternative, out);
+        }
+    } else {
+        out.push((part, alternative));
+    }
 }
 
 /// The type a reader takes a leaf part for. An invalid Content-Type (no
@@ -378,6 +407,21 @@ mod tests {
             out.contains("  1. data.bin  application/octet-stream  5 bytes\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn more_inline_text_of_a_mixed_message_follows_the_first() {
+        let raw = "Subject: s\nContent-Type: multipart/mixed; boundary=M\n\n\
+            --M\nContent-Type: multipart/alternative; boundary=A\n\n\
+            --A\nContent-Type: text/plain\n\nHello.\n--A\nContent-Type: text/html\n\n<p>Hello.</p>\n\
+            --A\nContent-Type: text/plain; format=flowed\n\nHello, again.\n--A--\n\
+            --M\nContent-Type: text/plain\nContent-Disposition: inline\n\n-- \nlist footer\n\
+            --M\nContent-Type: text/plain; name=\"notes.txt\"\n\nfile\n--M--\n";
+        let r = readable(raw.as_bytes()).unwrap();
+        assert_eq!(r.text.as_deref(), Some("Hello.\n\n-- \nlist footer\n"));
+        // Another version of the text, and a named file, stay attachments.
+        let listed: Vec<_> = r.attachments.iter().map(|a| a.name.clone()).collect();
+        assert_eq!(listed, [None, Some("notes.txt".to_string())]);
     }
 
     #[test]
