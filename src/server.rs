@@ -109,6 +109,16 @@ impl Server {
                 source,
             })?;
         let store = if discard { store.discarding() } else { store };
+        let mode = store.maildir().message_mode();
+        if mode & 0o044 != 0 {
+            // Mail is private by default (a Maildir made by maildoor is
+            // 0700); one made before, or by hand, says otherwise.
+            info!(
+                maildir = %settings.maildir.display(),
+                mode = format_args!("{mode:04o}"),
+                "new messages will be readable by others than the owner (the Maildir's own mode); chmod 700 it to keep mail private"
+            );
+        }
         if store.early_flush {
             info!("ext4 without a journal: a big message's tmp/ file is flushed once as soon as it is made");
         }

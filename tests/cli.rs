@@ -168,6 +168,21 @@ fn unusable_tls_files_are_bad_settings() {
 }
 
 #[test]
+fn a_maildir_others_can_read_is_named_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("md");
+    std::fs::create_dir(&md).unwrap();
+    std::fs::set_permissions(&md, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_child, _, mut log) = spawn_logged(&[], &md);
+    let startup = until_listening(&mut log);
+    assert!(
+        startup.contains("readable by others") && startup.contains("mode=0644"),
+        "{startup}"
+    );
+}
+
+#[test]
 fn runs_delivers_logs_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["serve", "--hostname", "cli.test", "--log-level", "debug"];
@@ -177,6 +192,8 @@ fn runs_delivers_logs_and_stops_on_sigterm() {
     let want = format!("listening on 127.0.0.1:{port} (pid {})", child.0.id());
     assert!(startup.contains(&want), "{startup}");
     assert!(startup.contains("open file limit"), "{startup}");
+    // A Maildir made here is private: nothing to say about it.
+    assert!(!startup.contains("readable by others"), "{startup}");
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut c = Client::connect(addr);
     let id = queue_id(&c.deliver("a@b.c", &["user@cli.test"], b"Subject: cli\r\n\r\nhi"));

@@ -87,6 +87,12 @@ impl Maildir {
         })
     }
 
+    /// The mode new messages get (before the umask): the root's read and
+    /// write bits (see [`Maildir::open`]).
+    pub fn message_mode(&self) -> u32 {
+        self.mode & 0o666
+    }
+
     /// The Maildir's top directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -111,7 +117,7 @@ impl Maildir {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(self.mode & 0o666)
+            .mode(self.message_mode())
             .open(&path)?;
         Ok(TmpFile {
             file,
