@@ -272,19 +272,38 @@ struct Slot {
     ip: IpAddr,
 }
 
+/// Which limit refused a connection (for the log: the client hears the
+/// same 421 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    /// `max_connections`, in all.
+    Total(usize),
+    /// `max_connections_per_ip`, from this client's address.
+    PerIp(usize),
+}
+
+impl std::fmt::Display for Full {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Full::Total(n) => write!(f, "{n} connections in all (max_connections)"),
+            Full::PerIp(n) => write!(f, "{n} connections from this address (max_connections_per_ip)"),
+        }
+    }
+}
+
 impl Limits {
-    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Full> {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if self.active.load(Ordering::Relaxed) as usize >= self.total {
-            return None;
+            return Err(Full::Total(self.total));
         }
         let n = counts.entry(ip).or_insert(0);
         if *n >= self.per_ip && !self.exempt.iter().any(|c| c.contains(ip)) {
-            return None;
+            return Err(Full::PerIp(self.per_ip));
         }
         *n += 1;
         self.active.fetch_add(1, Ordering::Relaxed);
-        Some(Slot {
+        Ok(Slot {
             limits: Arc::clone(self),
             ip,
         })
@@ -414,15 +433,18 @@ fn start_session(stream: TcpStream, conn: Conn, via: Option<SocketAddr>, ctx: &A
         // A PROXY header that arrived after shutdown began: no new session.
         return;
     }
-    let Some(slot) = ctx.limits.acquire(peer.ip()) else {
-        warn!(session = id, peer = %peer, local = %local, via, "connection refused: too many connections");
-        if ctx.opts.implicit_tls {
-            // A plain 421 would be garbage to a client starting TLS: just close.
-            drop(stream);
-        } else {
-            tokio::spawn(refuse(stream, ctx.shared.policy.hostname.clone()));
+    let slot = match ctx.limits.acquire(peer.ip()) {
+        Ok(slot) => slot,
+        Err(full) => {
+            warn!(session = id, peer = %peer, local = %local, via, limit = %full, "connection refused: too many connections");
+            if ctx.opts.implicit_tls {
+                // A plain 421 would be garbage to a client starting TLS: just close.
+                drop(stream);
+            } else {
+                tokio::spawn(refuse(stream, ctx.shared.policy.hostname.clone()));
+            }
+            return;
         }
-        return;
     };
     // Every line the session logs, down to the debug dialogue, names its
     // connection through this span. Its level is ERROR and its target the
@@ -472,4 +494,33 @@ pub fn raise_open_file_limit() -> u64 {
         }
     }
     limit.current.unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_say_which_one_refused_and_give_places_back() {
+        let limits = Arc::new(Limits {
+            total: 3,
+            per_ip: 2,
+            exempt: vec!["127.0.0.9/32".parse().unwrap()],
+            counts: Mutex::default(),
+            active: AtomicU64::new(0),
+        });
+        let (a, b, exempt): (IpAddr, IpAddr, IpAddr) = (
+            "192.0.2.1".parse().unwrap(),
+            "192.0.2.2".parse().unwrap(),
+            "127.0.0.9".parse().unwrap(),
+        );
+        let first = limits.acquire(a).unwrap();
+        let _second = limits.acquire(a).unwrap();
+        assert_eq!(limits.acquire(a).err(), Some(Full::PerIp(2)));
+        let _other = limits.acquire(b).unwrap();
+        assert_eq!(limits.acquire(exempt).err(), Some(Full::Total(3)));
+        assert!(Full::PerIp(2).to_string().contains("max_connections_per_ip"));
+        drop(first);
+        assert!(limits.acquire(a).is_ok());
+    }
 }
