@@ -344,19 +344,18 @@ fn reached(addr: String, primary: Option<&str>) -> String {
     let Some(primary) = primary else {
         return addr;
     };
-    match parse_address(&addr) {
-        Some(ForwardPath::Postmaster) => format!("postmaster@{}", primary.to_ascii_lowercase()),
-        // Rebuilt from the parse, so the local part is written as the
-        // server writes it (`"Bob"` is `bob`) whatever the literal holds.
-        Some(ForwardPath::Mailbox(m)) if matches!(m.domain, Domain::Literal(_)) => {
-            let reached = ForwardPath::Mailbox(command::Mailbox {
-                local: m.local,
-                domain: Domain::Name(primary.to_string()),
-            });
-            normalize_address(&reached.to_string())
-        }
-        _ => addr,
-    }
+    let local = match parse_address(&addr) {
+        Some(ForwardPath::Postmaster) => "postmaster".to_string(),
+        Some(ForwardPath::Mailbox(m)) if matches!(m.domain, Domain::Literal(_)) => m.local,
+        _ => return addr,
+    };
+    // Rebuilt from the parse, so the local part is written as the server
+    // writes it (`"Bob"` is `bob`) whatever the literal holds.
+    let reached = ForwardPath::Mailbox(command::Mailbox {
+        local,
+        domain: Domain::Name(primary.to_string()),
+    });
+    normalize_address(&reached.to_string())
 }
 
 #[cfg(test)]

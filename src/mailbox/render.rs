@@ -98,8 +98,8 @@ fn stored_body<'a>(part: &'a ParsedMail<'a>) -> &'a [u8] {
 /// that names no charset (or US-ASCII, or one no decoder knows) but is
 /// not ASCII is read as UTF-8 when it is valid UTF-8, as swaks and many
 /// scripts send it and as mblaze reads it; otherwise the declared charset
-/// applies (mailparse reads US-ASCII as windows-1252). When the transfer encoding cannot be undone,
-/// the part's own body as stored, and why.
+/// applies (mailparse reads US-ASCII as windows-1252). When the transfer
+/// encoding cannot be undone, the part's own body as stored, and why.
 fn part_text(part: &ParsedMail<'_>) -> (String, Option<String>) {
     let decoded = part.get_body_raw().and_then(|bytes| {
         if declares_ascii(part) && !bytes.is_ascii() {
@@ -214,9 +214,10 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
         let inline = !is_attachment(part);
         if inline && mime == "text/plain" {
             let (body, why) = part_text(part);
+            let body = body.replace("\r\n", "\n");
             match &mut text {
                 None => {
-                    text = Some(body.replace("\r\n", "\n"));
+                    text = Some(body);
                     undecoded = why;
                     continue;
                 }
@@ -228,7 +229,7 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
                         first.push('\n');
                     }
                     first.push('\n');
-                    first.push_str(&body.replace("\r\n", "\n"));
+                    first.push_str(&body);
                     continue;
                 }
                 Some(_) => {}

@@ -59,10 +59,12 @@ impl Maildir {
     /// group of readers; the umask applies on top.
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Self> {
         let root = root.into();
+        // The umask applies where each file and directory is made, so the
+        // mode itself needs no second look after the layout is made.
         let mode = fs::metadata(&root).map_or(PRIVATE, |m| m.permissions().mode() & 0o777);
         create_layout(&root, None, mode)?;
         Ok(Maildir {
-            mode: fs::metadata(&root)?.permissions().mode() & 0o777,
+            mode,
             root,
             host: hostname.replace('/', "\\057").replace(':', "\\072"),
             pid: std::process::id(),

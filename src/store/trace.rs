@@ -62,19 +62,16 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
     // A client may say hello with a UTF-8 (U-label) name (RFC 6531
     // §3.7.1); a message that is not SMTPUTF8 must keep its header ASCII,
     // so the name goes in as A-labels there.
+    let utf8 = env.params.smtputf8;
     let helo = info.hello.map_or_else(
         || "unknown".to_string(),
         |h| match &h.name {
-            Domain::Name(n) if !n.is_ascii() && !env.params.smtputf8 => a_labels(n),
-            name => name.to_string(),
+            Domain::Name(n) => header_name(n, utf8),
+            literal => literal.to_string(),
         },
     );
     // Our own name too, when it is configured in UTF-8.
-    let by = if info.hostname.is_ascii() || env.params.smtputf8 {
-        info.hostname.to_string()
-    } else {
-        a_labels(info.hostname)
-    };
+    let by = header_name(info.hostname, utf8);
     let using = match info.tls_details {
         Some(d) => format!("\n\t(using {d})"),
         None => String::new(),
@@ -98,6 +95,16 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
     }
     s.push_str(&format!(";\n\t{}\n", rfc5322_date(now)));
     s
+}
+
+/// A host name as a header of a message may carry it: as it is in an
+/// SMTPUTF8 message or when it is ASCII, else in A-labels.
+fn header_name(name: &str, utf8: bool) -> String {
+    if utf8 || name.is_ascii() {
+        name.to_string()
+    } else {
+        a_labels(name)
+    }
 }
 
 /// `name` with each non-ASCII label (lower-cased) written as its A-label,
