@@ -252,6 +252,8 @@ impl Server {
             let _ = phase_tx.send(Phase::Abort);
             let _ = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
         }
+        // Files made ahead of need (see store::spare) go with the server.
+        self.shared.store.maildir().drop_spares();
         info!("stopped");
     }
 }

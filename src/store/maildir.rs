@@ -12,7 +12,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::spare::Spares;
 
 /// A Maildir that messages are delivered into.
 #[derive(Debug)]
@@ -25,6 +28,8 @@ pub struct Maildir {
     /// The root's permission bits: directories made inside take them, and
     /// messages their read and write bits (see [`Maildir::open`]).
     mode: u32,
+    /// Files made ahead of need, once [`Maildir::keep_spares`] is called.
+    spares: std::sync::OnceLock<Spares>,
 }
 
 /// The mode of a Maildir made from nothing: mail is private.
@@ -69,6 +74,7 @@ impl Maildir {
             host: hostname.replace('/', "\\057").replace(':', "\\072"),
             pid: std::process::id(),
             counter: AtomicU64::new(0),
+            spares: std::sync::OnceLock::new(),
         })
     }
 
@@ -86,6 +92,7 @@ impl Maildir {
             pid: self.pid,
             counter: AtomicU64::new(0),
             mode: self.mode,
+            spares: std::sync::OnceLock::new(),
         })
     }
 
@@ -113,8 +120,42 @@ impl Maildir {
         ))
     }
 
-    /// Creates the `tmp/` file for message `id`.
+    /// Keeps spare `tmp/` files made ahead of need while mail arrives
+    /// steadily (see [`super::spare`]); [`Maildir::create`] takes them.
+    pub fn keep_spares(self: &Arc<Self>) -> io::Result<()> {
+        if self.spares.get().is_none() {
+            let _ = self.spares.set(Spares::start(Arc::downgrade(self))?);
+        }
+        Ok(())
+    }
+
+    /// The spare files, if this Maildir keeps them.
+    pub fn spares(&self) -> Option<&Spares> {
+        self.spares.get()
+    }
+
+    /// Removes the spare files now (at shutdown); more are made only
+    /// under new load.
+    pub fn drop_spares(&self) {
+        if let Some(spares) = self.spares.get() {
+            spares.clear();
+        }
+    }
+
+    /// Creates the `tmp/` file for message `id`: a spare made ahead of
+    /// need given its name, when one is ready, or else a new file.
     pub fn create(&self, id: &UniqueId) -> io::Result<TmpFile> {
+        if let Some((spare, opened)) = self.spares.get().and_then(Spares::take) {
+            // Should naming it fail, a file made the usual way will tell.
+            if let Ok(tmp) = self.name_spare(spare, opened, id) {
+                return Ok(tmp);
+            }
+        }
+        self.create_named(id)
+    }
+
+    /// Creates a `tmp/` file named for `id`.
+    fn create_named(&self, id: &UniqueId) -> io::Result<TmpFile> {
         let path = self.root.join("tmp").join(format!("{}.{}", id, self.host));
         let file = OpenOptions::new()
             .write(true)
@@ -127,6 +168,41 @@ impl Maildir {
             size: 0,
             id: id.clone(),
             created: std::time::Instant::now(),
+        })
+    }
+
+    /// Makes a nameless file in `tmp/` (`O_TMPFILE`) for
+    /// [`super::spare`]: what finding its inode costs is paid here, and
+    /// without holding `tmp/` locked, as a named create would. Nothing of
+    /// it shows in `tmp/`, and it vanishes when closed. An error where the
+    /// file system (or kernel) has no `O_TMPFILE`.
+    pub(crate) fn create_nameless(&self) -> io::Result<File> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(
+            self.root.join("tmp"),
+            flags,
+            Mode::from_raw_mode(self.message_mode()),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Gives a file of [`Maildir::create_nameless`] its `tmp/` name for
+    /// message `id` (a link through `/proc/self/fd`, which needs no
+    /// privilege); from then on it is like any file [`Maildir::create`]
+    /// makes. `opened` is when the file was made.
+    fn name_spare(&self, file: File, opened: std::time::Instant, id: &UniqueId) -> io::Result<TmpFile> {
+        use rustix::fs::{AtFlags, CWD};
+        use std::os::fd::AsRawFd;
+        let path = self.root.join("tmp").join(format!("{}.{}", id, self.host));
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(CWD, proc_path.as_str(), CWD, &path, AtFlags::SYMLINK_FOLLOW)?;
+        Ok(TmpFile {
+            file,
+            path,
+            size: 0,
+            id: id.clone(),
+            created: opened,
         })
     }
 

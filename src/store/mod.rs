@@ -8,6 +8,7 @@
 
 pub mod commit;
 pub mod maildir;
+pub mod spare;
 pub mod trace;
 
 use std::io;
@@ -37,10 +38,11 @@ impl Store {
     /// Opens (creating if needed) the Maildir at `root` and starts the
     /// commit pipeline.
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Self> {
-        let maildir = Maildir::open(root, hostname)?;
+        let maildir = Arc::new(Maildir::open(root, hostname)?);
+        maildir.keep_spares()?;
         Ok(Store {
             early_flush: first_flush_syncs_the_directory(maildir.root()),
-            maildir: Arc::new(maildir),
+            maildir,
             committer: GroupCommit::start()?,
             discard: false,
             #[cfg(test)]
