@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn spares_are_closed_once_mail_stops() {
-        let (dir, md) = after_files(HOT_TAKES + 1);
+        let (_dir, md) = after_files(HOT_TAKES + 1);
         assert!(eventually(|| made_or_unsupported(&md)), "no spare was made");
         assert!(
             eventually(|| spares(&md).ready() == 0),
