@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::spare::Spares;
+use super::spare::{self, Spares};
 
 /// A Maildir that messages are delivered into.
 #[derive(Debug)]
@@ -123,7 +123,8 @@ impl Maildir {
     /// Keeps spare `tmp/` files made ahead of need while mail arrives
     /// steadily (see [`super::spare`]); [`Maildir::create`] takes them.
     pub fn keep_spares(self: &Arc<Self>) -> io::Result<()> {
-        if self.spares.get().is_none() {
+        // A spare is named through /proc/self/fd: without it, none.
+        if self.spares.get().is_none() && Path::new("/proc/self/fd").is_dir() {
             let _ = self.spares.set(Spares::start(Arc::downgrade(self))?);
         }
         Ok(())
@@ -145,10 +146,15 @@ impl Maildir {
     /// Creates the `tmp/` file for message `id`: a spare made ahead of
     /// need given its name, when one is ready, or else a new file.
     pub fn create(&self, id: &UniqueId) -> io::Result<TmpFile> {
-        if let Some((spare, opened)) = self.spares.get().and_then(Spares::take) {
-            // Should naming it fail, a file made the usual way will tell.
-            if let Ok(tmp) = self.name_spare(spare, opened, id) {
-                return Ok(tmp);
+        if let Some(spares) = self.spares.get() {
+            if let Some((spare, opened)) = spares.take() {
+                match self.name_spare(spare, opened, id) {
+                    Ok(tmp) => return Ok(tmp),
+                    Err(e) if spare::cannot_work(&e) => spares.give_up(),
+                    // Anything else, a file made the usual way will meet
+                    // and report.
+                    Err(_) => {}
+                }
             }
         }
         self.create_named(id)

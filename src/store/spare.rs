@@ -124,6 +124,13 @@ impl Spares {
         drop(closed);
     }
 
+    /// Stops making spares for good: this file system cannot make them
+    /// or name them.
+    pub fn give_up(&self) {
+        self.state().unsupported = true;
+        self.clear();
+    }
+
     /// Spares ready now.
     pub fn ready(&self) -> usize {
         self.state().ready.len()
@@ -139,6 +146,24 @@ impl Spares {
     fn idle(&self) -> bool {
         self.state().last_take.is_none_or(|t| t.elapsed() >= IDLE)
     }
+}
+
+/// True for an error that says nameless files cannot be made or named
+/// here at all (no `O_TMPFILE` in this file system or kernel, no linking
+/// through `/proc`), rather than a passing failure such as a full disk.
+pub fn cannot_work(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EOPNOTSUPP
+                | libc::EISDIR
+                | libc::EINVAL
+                | libc::ENOSYS
+                | libc::EPERM
+                | libc::EACCES
+                | libc::EXDEV
+        )
+    )
 }
 
 /// The maker thread: tops the pool up when woken, empties it when idle.
@@ -167,12 +192,8 @@ fn maker(maildir: &Weak<Maildir>, rx: &mpsc::Receiver<()>) {
             let file = match md.create_nameless() {
                 Ok(file) => file,
                 Err(e) => {
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOSYS)
-                    ) {
-                        spares.state().unsupported = true;
-                        spares.clear();
+                    if cannot_work(&e) {
+                        spares.give_up();
                     }
                     // Any other failure (a full disk, a removed tmp/) is
                     // left for the deliveries themselves to meet and report.
@@ -264,6 +285,17 @@ mod tests {
         let path = md.commit(tmp).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"Subject: spare\n\nbody\n");
         assert!(path.to_str().unwrap().ends_with(&format!("/new/{id}.h,S=21")));
+        // The mode any message of this Maildir gets, umask included.
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let plain = dir.path().join("plain");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(md.message_mode())
+            .open(&plain)
+            .unwrap();
+        assert_eq!(mode(&path), mode(&plain));
         assert_eq!(entries(&dir.path().join("tmp")), 0);
         md.drop_spares();
         assert_eq!(spares(&md).ready(), 0);
@@ -277,5 +309,21 @@ mod tests {
             eventually(|| spares(&md).ready() == 0),
             "spares outlived the load"
         );
+    }
+
+    #[test]
+    fn where_spares_cannot_work_files_are_made_as_before() {
+        let (dir, md) = after_files(HOT_TAKES + 1);
+        spares(&md).give_up();
+        for _ in 0..HOT_TAKES * 2 {
+            let tmp = md.create(&md.next_id()).unwrap();
+            assert!(md.commit(tmp).unwrap().exists());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(spares(&md).ready(), 0);
+        assert_eq!(spares(&md).state().taken, 0);
+        assert_eq!(entries(&dir.path().join("new")), HOT_TAKES as usize * 2);
+        assert!(cannot_work(&std::io::Error::from_raw_os_error(libc::EOPNOTSUPP)));
+        assert!(!cannot_work(&std::io::Error::from_raw_os_error(libc::ENOSPC)));
     }
 }
