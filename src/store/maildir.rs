@@ -150,7 +150,7 @@ impl Maildir {
             if let Some((spare, opened)) = spares.take() {
                 match self.name_spare(spare, opened, id) {
                     Ok(tmp) => return Ok(tmp),
-                    Err(e) if spare::cannot_work(&e) => spares.give_up(),
+                    Err(e) if spare::cannot_work(&e) => spares.give_up(&e),
                     // Anything else, a file made the usual way will meet
                     // and report.
                     Err(_) => {}

@@ -125,10 +125,13 @@ impl Spares {
     }
 
     /// Stops making spares for good: this file system cannot make them
-    /// or name them.
-    pub fn give_up(&self) {
-        self.state().unsupported = true;
+    /// or name them (`why`, logged once).
+    pub fn give_up(&self, why: &std::io::Error) {
+        let first = !std::mem::replace(&mut self.state().unsupported, true);
         self.clear();
+        if first {
+            tracing::info!(error = %why, "tmp/ files are made one at a time, as each message ends: none can be made ahead here");
+        }
     }
 
     /// Spares ready now.
@@ -193,7 +196,7 @@ fn maker(maildir: &Weak<Maildir>, rx: &mpsc::Receiver<()>) {
                 Ok(file) => file,
                 Err(e) => {
                     if cannot_work(&e) {
-                        spares.give_up();
+                        spares.give_up(&e);
                     }
                     // Any other failure (a full disk, a removed tmp/) is
                     // left for the deliveries themselves to meet and report.
@@ -314,7 +317,7 @@ mod tests {
     #[test]
     fn where_spares_cannot_work_files_are_made_as_before() {
         let (dir, md) = after_files(HOT_TAKES + 1);
-        spares(&md).give_up();
+        spares(&md).give_up(&std::io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         for _ in 0..HOT_TAKES * 2 {
             let tmp = md.create(&md.next_id()).unwrap();
             assert!(md.commit(tmp).unwrap().exists());
