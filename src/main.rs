@@ -286,7 +286,9 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
         }
     };
     let files = maildoor::server::raise_open_file_limit();
-    let wanted = settings.max_connections as u64 + 64;
+    // One per session, plus listeners, logs, and up to 64 spare files
+    // made ahead of need under load (store::spare).
+    let wanted = settings.max_connections as u64 + 128;
     if files < wanted {
         tracing::warn!(
             open_files = files,

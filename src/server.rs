@@ -485,7 +485,8 @@ async fn refuse(mut stream: TcpStream, host: String) {
 
 /// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit,
 /// so that `max_connections` sessions fit; returns the soft limit in force.
-/// Each session needs one descriptor, plus one per message being written.
+/// Each session needs one descriptor, plus one per message being written,
+/// and up to 64 spare files are kept under load (see `store::spare`).
 pub fn raise_open_file_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);

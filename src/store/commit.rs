@@ -219,6 +219,12 @@ fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>, publisher
                 Err(_) => break,
             }
         }
+        // Opened before any message of the batch is written: see flush_data.
+        let marks = if jobs.len() > 1 {
+            open_marks(&jobs)
+        } else {
+            HashMap::new()
+        };
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
             match finish_file(&job.maildir, &job.id, job.file, &job.rest) {
@@ -236,7 +242,7 @@ fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>, publisher
         if batch.is_empty() {
             continue;
         }
-        if let Err(e) = flush_data(&batch) {
+        if let Err(e) = flush_data(&batch, &marks) {
             for s in batch {
                 let _ = s.done.send(Err(copy(&e)));
             }
@@ -286,28 +292,51 @@ fn finish_file(maildir: &Maildir, id: &UniqueId, file: Option<TmpFile>, rest: &[
     Ok(tmp)
 }
 
+/// One descriptor per Maildir of `jobs`, opened now (its root
+/// directory), before any of their data is written, for
+/// [`flush_data`]. A Maildir whose root cannot be opened is left out.
+fn open_marks(jobs: &[Job]) -> HashMap<PathBuf, std::fs::File> {
+    let mut marks = HashMap::new();
+    for job in jobs {
+        let root = job.maildir.root();
+        if !marks.contains_key(root) {
+            if let Ok(f) = std::fs::File::open(root) {
+                marks.insert(root.to_path_buf(), f);
+            }
+        }
+    }
+    marks
+}
+
 /// Makes the data of every file in the batch durable: one `syncfs` per
 /// Maildir (a batch normally touches one), or a plain `fdatasync` for a
 /// batch of one.
 ///
 /// `syncfs` reports a writeback error that happened after the descriptor
-/// it is given was opened (Linux 5.8 and later). It is given the file of
-/// the batch opened first, so any error on any file of the batch, whose
-/// writeback can only start after its own creation, is seen.
-fn flush_data(batch: &[Synced]) -> io::Result<()> {
+/// it is given was opened (Linux 5.8 and later), whoever wrote the data.
+/// It is given the Maildir's descriptor from `marks`, opened as the batch
+/// began, before any of its messages was written: every error on the
+/// batch's files is seen, and none from long before (a file made ahead of
+/// need, see `spare`, may have been opened a while ago). A Maildir without
+/// one has each of its files flushed on its own.
+fn flush_data(batch: &[Synced], marks: &HashMap<PathBuf, std::fs::File>) -> io::Result<()> {
     if let [one] = batch {
         return one.tmp.sync_data();
     }
-    // Files of one Maildir's tmp/ share a file system: one syncfs each.
-    let mut oldest_per_fs: HashMap<&std::path::Path, &TmpFile> = HashMap::new();
+    let mut flushed: std::collections::HashSet<&std::path::Path> = std::collections::HashSet::new();
     for s in batch {
-        let slot = oldest_per_fs.entry(s.maildir.root()).or_insert(&s.tmp);
-        if s.tmp.created() < slot.created() {
-            *slot = &s.tmp;
+        let root = s.maildir.root();
+        if !flushed.insert(root) {
+            continue;
         }
-    }
-    for tmp in oldest_per_fs.values() {
-        rustix::fs::syncfs(tmp.file()).map_err(io::Error::from)?;
+        match marks.get(root) {
+            Some(mark) => rustix::fs::syncfs(mark).map_err(io::Error::from)?,
+            None => {
+                for t in batch.iter().filter(|t| t.maildir.root() == root) {
+                    t.tmp.sync_data()?;
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -123,10 +123,16 @@ impl Maildir {
     /// Keeps spare `tmp/` files made ahead of need while mail arrives
     /// steadily (see [`super::spare`]); [`Maildir::create`] takes them.
     pub fn keep_spares(self: &Arc<Self>) -> io::Result<()> {
-        // A spare is named through /proc/self/fd: without it, none.
-        if self.spares.get().is_none() && Path::new("/proc/self/fd").is_dir() {
-            let _ = self.spares.set(Spares::start(Arc::downgrade(self))?);
+        // A spare is named through /proc/self/fd, and given the mode a
+        // named file would get, which needs the umask: without /proc, none.
+        if self.spares.get().is_some() || !Path::new("/proc/self/fd").is_dir() {
+            return Ok(());
         }
+        let Some(umask) = umask() else {
+            return Ok(());
+        };
+        let mode = self.message_mode() & !umask;
+        let _ = self.spares.set(Spares::start(Arc::downgrade(self), mode)?);
         Ok(())
     }
 
@@ -135,7 +141,7 @@ impl Maildir {
         self.spares.get()
     }
 
-    /// Removes the spare files now (at shutdown); more are made only
+    /// Closes the spare files now (at shutdown); more are made only
     /// under new load.
     pub fn drop_spares(&self) {
         if let Some(spares) = self.spares.get() {
@@ -147,8 +153,8 @@ impl Maildir {
     /// need given its name, when one is ready, or else a new file.
     pub fn create(&self, id: &UniqueId) -> io::Result<TmpFile> {
         if let Some(spares) = self.spares.get() {
-            if let Some((spare, opened)) = spares.take() {
-                match self.name_spare(spare, opened, id) {
+            if let Some(spare) = spares.take() {
+                match self.name_spare(spare, id) {
                     Ok(tmp) => return Ok(tmp),
                     Err(e) if spare::cannot_work(&e) => spares.give_up(&e),
                     // Anything else, a file made the usual way will meet
@@ -173,31 +179,30 @@ impl Maildir {
             path,
             size: 0,
             id: id.clone(),
-            created: std::time::Instant::now(),
         })
     }
 
     /// Makes a nameless file in `tmp/` (`O_TMPFILE`) for
-    /// [`super::spare`]: what finding its inode costs is paid here, and
-    /// without holding `tmp/` locked, as a named create would. Nothing of
-    /// it shows in `tmp/`, and it vanishes when closed. An error where the
-    /// file system (or kernel) has no `O_TMPFILE`.
-    pub(crate) fn create_nameless(&self) -> io::Result<File> {
+    /// [`super::spare`], with permission bits `mode`: what finding its
+    /// inode costs is paid here, and without holding `tmp/` locked, as a
+    /// named create would. Nothing of it shows in `tmp/`, and it vanishes
+    /// when closed. An error where the file system (or kernel) has no
+    /// `O_TMPFILE`. The mode is set explicitly, since kernels before 6.0
+    /// did not apply the umask to `O_TMPFILE` on file systems without
+    /// POSIX ACLs.
+    pub(crate) fn create_nameless(&self, mode: u32) -> io::Result<File> {
         use rustix::fs::{Mode, OFlags};
         let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(
-            self.root.join("tmp"),
-            flags,
-            Mode::from_raw_mode(self.message_mode()),
-        )?;
+        let fd = rustix::fs::open(self.root.join("tmp"), flags, Mode::from_raw_mode(mode))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
         Ok(File::from(fd))
     }
 
     /// Gives a file of [`Maildir::create_nameless`] its `tmp/` name for
     /// message `id` (a link through `/proc/self/fd`, which needs no
     /// privilege); from then on it is like any file [`Maildir::create`]
-    /// makes. `opened` is when the file was made.
-    fn name_spare(&self, file: File, opened: std::time::Instant, id: &UniqueId) -> io::Result<TmpFile> {
+    /// makes.
+    fn name_spare(&self, file: File, id: &UniqueId) -> io::Result<TmpFile> {
         use rustix::fs::{AtFlags, CWD};
         use std::os::fd::AsRawFd;
         let path = self.root.join("tmp").join(format!("{}.{}", id, self.host));
@@ -208,7 +213,6 @@ impl Maildir {
             path,
             size: 0,
             id: id.clone(),
-            created: opened,
         })
     }
 
@@ -312,6 +316,14 @@ impl Maildir {
             .and_then(|(pid, _)| pid.parse::<u32>().ok());
         pid.is_some_and(|pid| pid != self.pid && !Path::new("/proc").join(pid.to_string()).exists())
     }
+}
+
+/// The process's umask, read from `/proc/self/status` (Linux 4.7 on):
+/// setting it to read it would race with files made meanwhile.
+fn umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// Creates `root` with `tmp/`, `new/` and `cur/` where they are missing,
@@ -438,7 +450,6 @@ pub struct TmpFile {
     path: PathBuf,
     size: u64,
     id: UniqueId,
-    created: std::time::Instant,
 }
 
 impl TmpFile {
@@ -469,11 +480,6 @@ impl TmpFile {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
-    }
-
-    /// When the file was created (opened).
-    pub fn created(&self) -> std::time::Instant {
-        self.created
     }
 
     /// The message's unique id.

@@ -39,7 +39,11 @@ impl Store {
     /// commit pipeline.
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Self> {
         let maildir = Arc::new(Maildir::open(root, hostname)?);
-        maildir.keep_spares()?;
+        // Spares only save time: without their thread, files are made as
+        // each message needs one.
+        if let Err(e) = maildir.keep_spares() {
+            tracing::warn!(error = %e, "cannot start the thread that makes tmp/ files ahead of need");
+        }
         Ok(Store {
             early_flush: first_flush_syncs_the_directory(maildir.root()),
             maildir,

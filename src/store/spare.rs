@@ -1,37 +1,41 @@
 //! Spare files for `tmp/`, made ahead of need while mail arrives steadily.
 //!
-//! Making a file is not free. Its inode must be found, and on ext4 that
-//! search steps over every inode of the block group freed in the last
-//! minute or so (`recently_deleted` in the kernel): after mass deletes,
-//! such as a mail reader expunging a folder, one create was measured at
-//! 0.5-0.8 ms of CPU, all of it with `tmp/` locked. Made at the moment a
-//! message ends, that time sits between the client's final dot and its
-//! 250, and every rename out of `tmp/` meanwhile waits behind it.
+//! Making a file is not free. Its inode must be found, and on ext4 without
+//! a journal (as on the machine maildoor is measured on) that search steps
+//! over every inode of the block group freed in the last minute or so
+//! (`recently_deleted` in the kernel): after mass deletes, such as a mail
+//! reader expunging a folder, one create was measured at 0.5-0.8 ms of
+//! CPU, all of it with `tmp/` locked. Made at the moment a message ends,
+//! that time sits between the client's final dot and its 250, and every
+//! rename out of `tmp/` meanwhile waits behind it. (With a journal the
+//! kernel does not skip those inodes, and a create costs far less.)
 //!
 //! Under steady load a helper thread makes a few files in advance, nameless
 //! (`O_TMPFILE` in `tmp/`: the inode search runs without the directory's
-//! lock, and nothing shows in `tmp/`). A message that ends takes one and
-//! links it into `tmp/` under its usual name, a short step under the lock;
-//! from there it is delivered as any other. A delivery that finds no spare
-//! makes its file itself, as before, and so does every delivery where the
-//! file system has no `O_TMPFILE`.
+//! lock, and nothing shows in `tmp/`). A message takes one when it needs
+//! its file (a small one as it ends, a big one at its first spilled chunk)
+//! and links it into `tmp/` under its usual name, a short step under the
+//! lock; from there it is delivered as any other. A message that finds no
+//! spare makes its file itself, as before, and so does every message where
+//! the file system has no `O_TMPFILE` or `/proc` is missing.
 //!
 //! Spares exist only under load: the pool starts once [`HOT_TAKES`]
-//! messages end within [`HOT_WINDOW`], and grows only when such a message
-//! found it empty. After [`IDLE`] with no message the spares are closed,
-//! which frees them, as does dropping the Maildir or
-//! [`super::Maildir::drop_spares`] at shutdown. A crash leaves no name
-//! behind; the kernel frees an unlinked inode, or, on ext4 without a
-//! journal, the next `fsck` does.
+//! messages take a file within [`HOT_WINDOW`], and grows only when such a
+//! message found it empty. After [`IDLE`] with no message the spares are
+//! closed, which frees them (on ext4 without a journal that too counts as
+//! recent deletes, but only of up to [`MAX_SPARES`] inodes); so it is when
+//! the Maildir is dropped or [`super::Maildir::drop_spares`] is called at
+//! shutdown. A crash leaves no name behind; the kernel frees an unlinked
+//! inode, or, on ext4 without a journal, the next `fsck` does.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::sync::{mpsc, Mutex, Weak};
+use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::maildir::Maildir;
 
-/// Messages ending within [`HOT_WINDOW`] that count as steady load.
+/// Messages taking a file within [`HOT_WINDOW`] that count as steady load.
 pub const HOT_TAKES: u32 = 32;
 /// See [`HOT_TAKES`].
 pub const HOT_WINDOW: Duration = Duration::from_millis(250);
@@ -40,53 +44,79 @@ pub const IDLE: Duration = Duration::from_secs(1);
 /// The most spares kept (each holds a descriptor).
 pub const MAX_SPARES: usize = 64;
 
-/// A spare: the nameless file and when it was made.
-pub type Spare = (File, Instant);
-
 /// The spare files of one Maildir and the handle that wakes their maker.
 #[derive(Debug)]
 pub struct Spares {
-    state: Mutex<State>,
+    /// Shared with the maker thread, which closes idle spares without
+    /// touching the Maildir itself.
+    state: Arc<Mutex<State>>,
     /// Wakes the maker thread; dropping it (with the Maildir) stops it.
     wake: mpsc::Sender<()>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    ready: VecDeque<Spare>,
+    ready: VecDeque<File>,
     /// How many spares the maker keeps ready.
     want: usize,
     window_start: Option<Instant>,
     in_window: u32,
     last_take: Option<Instant>,
-    /// Set when this file system cannot make nameless files.
+    /// Set when this file system cannot make or name nameless files.
     unsupported: bool,
     /// Spares handed out (tests).
     #[cfg(test)]
     taken: usize,
 }
 
+impl State {
+    /// Closes every spare and forgets the load seen so far.
+    fn clear(&mut self) -> VecDeque<File> {
+        self.want = 0;
+        self.window_start = None;
+        self.in_window = 0;
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Stops making spares for good (see [`Spares::give_up`]).
+    fn give_up(state: &Mutex<State>, why: &std::io::Error) {
+        let (first, closed) = {
+            let mut s = lock(state);
+            (!std::mem::replace(&mut s.unsupported, true), s.clear())
+        };
+        drop(closed);
+        if first {
+            tracing::info!(error = %why, "tmp/ files are made one at a time, as each message needs one: none can be made ahead here");
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Spares {
-    /// Starts the maker thread for `maildir`'s `tmp/`. The thread holds
-    /// only a weak reference: it ends once the Maildir is gone.
-    pub fn start(maildir: Weak<Maildir>) -> std::io::Result<Self> {
+    /// Starts the maker thread for `maildir`'s `tmp/`; `mode` is what
+    /// each spare is set to (the umask already applied). The thread holds
+    /// only a weak reference to the Maildir, taken up while it makes files:
+    /// it ends once the Maildir is gone.
+    pub fn start(maildir: Weak<Maildir>, mode: u32) -> std::io::Result<Self> {
         let (wake, rx) = mpsc::channel();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::clone(&state);
         std::thread::Builder::new()
             .name("maildoor-spare".into())
-            .spawn(move || maker(&maildir, &rx))?;
-        Ok(Spares {
-            state: Mutex::default(),
-            wake,
-        })
+            .spawn(move || maker(&maildir, &shared, mode, &rx))?;
+        Ok(Spares { state, wake })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
-    /// Called as a message's file is needed: counts the demand, and
-    /// returns the oldest spare if one is ready.
-    pub fn take(&self) -> Option<Spare> {
+    /// Called as a message needs its file: counts the demand, and returns
+    /// the oldest spare if one is ready.
+    pub fn take(&self) -> Option<File> {
         let now = Instant::now();
         let mut s = self.state();
         if s.unsupported {
@@ -114,24 +144,14 @@ impl Spares {
 
     /// Closes every spare and forgets the load seen so far.
     pub fn clear(&self) {
-        let closed = {
-            let mut s = self.state();
-            s.want = 0;
-            s.window_start = None;
-            s.in_window = 0;
-            std::mem::take(&mut s.ready)
-        };
+        let closed = self.state().clear();
         drop(closed);
     }
 
     /// Stops making spares for good: this file system cannot make them
     /// or name them (`why`, logged once).
     pub fn give_up(&self, why: &std::io::Error) {
-        let first = !std::mem::replace(&mut self.state().unsupported, true);
-        self.clear();
-        if first {
-            tracing::info!(error = %why, "tmp/ files are made one at a time, as each message ends: none can be made ahead here");
-        }
+        State::give_up(&self.state, why);
     }
 
     /// Spares ready now.
@@ -139,15 +159,10 @@ impl Spares {
         self.state().ready.len()
     }
 
-    /// True when fewer spares are ready than wanted.
-    fn short(&self) -> bool {
-        let s = self.state();
-        s.ready.len() < s.want
-    }
-
-    /// True when no message has ended for [`IDLE`].
-    fn idle(&self) -> bool {
-        self.state().last_take.is_none_or(|t| t.elapsed() >= IDLE)
+    /// The pool as the maker thread holds it: gone once the thread ends.
+    #[cfg(test)]
+    fn pool(&self) -> Weak<Mutex<State>> {
+        Arc::downgrade(&self.state)
     }
 }
 
@@ -170,44 +185,57 @@ pub fn cannot_work(e: &std::io::Error) -> bool {
 }
 
 /// The maker thread: tops the pool up when woken, empties it when idle.
-fn maker(maildir: &Weak<Maildir>, rx: &mpsc::Receiver<()>) {
+fn maker(maildir: &Weak<Maildir>, state: &Mutex<State>, mode: u32, rx: &mpsc::Receiver<()>) {
     loop {
-        let woken = match rx.recv_timeout(IDLE) {
-            Ok(()) => true,
-            Err(mpsc::RecvTimeoutError::Timeout) => false,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let Some(md) = maildir.upgrade() else {
-            return;
-        };
-        let Some(spares) = md.spares() else {
-            return;
-        };
-        if !woken {
-            if spares.idle() && spares.ready() > 0 {
-                spares.clear();
+        match rx.recv_timeout(IDLE) {
+            Ok(()) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let closed = {
+                    let mut s = lock(state);
+                    let idle = s.last_take.is_none_or(|t| t.elapsed() >= IDLE);
+                    let warm = s.want > 0 || !s.ready.is_empty() || s.window_start.is_some();
+                    if idle && warm {
+                        s.clear()
+                    } else {
+                        VecDeque::new()
+                    }
+                };
+                drop(closed);
+                continue;
             }
-            continue;
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
         // Wake-ups that came meanwhile are served by this one pass.
         while rx.try_recv().is_ok() {}
-        while spares.short() {
-            let file = match md.create_nameless() {
-                Ok(file) => file,
-                Err(e) => {
-                    if cannot_work(&e) {
-                        spares.give_up(&e);
-                    }
-                    // Any other failure (a full disk, a removed tmp/) is
-                    // left for the deliveries themselves to meet and report.
+        loop {
+            {
+                let s = lock(state);
+                if s.ready.len() >= s.want {
                     break;
                 }
-            };
-            let mut s = spares.state();
-            if s.ready.len() < s.want {
-                s.ready.push_back((file, Instant::now()));
             }
-            // Otherwise cleared meanwhile: the file is closed and freed.
+            let Some(md) = maildir.upgrade() else {
+                return;
+            };
+            let made = md.create_nameless(mode);
+            drop(md);
+            match made {
+                Ok(file) => {
+                    let mut s = lock(state);
+                    if s.ready.len() < s.want {
+                        s.ready.push_back(file);
+                    }
+                    // Otherwise cleared meanwhile: the file is closed.
+                }
+                Err(e) => {
+                    if cannot_work(&e) {
+                        State::give_up(state, &e);
+                    }
+                    // Any other failure (a full disk, a removed tmp/) is
+                    // left for the messages themselves to meet and report.
+                    break;
+                }
+            }
         }
     }
 }
@@ -256,6 +284,7 @@ mod tests {
     fn a_quiet_maildir_keeps_no_spares() {
         let (dir, md) = after_files(HOT_TAKES - 1);
         std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(spares(&md).state().want, 0, "below the load that asks for spares");
         assert_eq!(spares(&md).ready(), 0);
         assert_eq!(entries(&dir.path().join("tmp")), 0);
     }
@@ -328,5 +357,18 @@ mod tests {
         assert_eq!(entries(&dir.path().join("new")), HOT_TAKES as usize * 2);
         assert!(cannot_work(&std::io::Error::from_raw_os_error(libc::EOPNOTSUPP)));
         assert!(!cannot_work(&std::io::Error::from_raw_os_error(libc::ENOSPC)));
+    }
+
+    #[test]
+    fn dropping_the_maildir_ends_the_maker_and_closes_its_spares() {
+        let (_dir, md) = after_files(HOT_TAKES + 1);
+        assert!(eventually(|| made_or_unsupported(&md)), "no spare was made");
+        let pool = spares(&md).pool();
+        drop(md);
+        // The pool, and every descriptor in it, goes with the thread.
+        assert!(
+            eventually(|| pool.upgrade().is_none()),
+            "the maker outlived its Maildir"
+        );
     }
 }
