@@ -285,11 +285,13 @@ impl Maildir {
     /// Files this host's earlier processes left when they ended mid-write
     /// (killed, or stopped while the disk hung) are removed whatever their
     /// age: their name carries our host name and the pid of a process that
-    /// no longer runs, so nobody will finish them.
+    /// no longer runs, or that started after the file was last changed (the
+    /// pid was used again: in a container every maildoor is pid 1), so
+    /// nobody will finish them.
     pub fn clean_tmp(&self, age: std::time::Duration) -> io::Result<usize> {
         // Without /proc nothing can be known gone: then only age counts.
         let proc_works = Path::new("/proc/self").exists();
-        let abandoned = |name: &[u8]| proc_works && self.writer_gone(name);
+        let abandoned = |name: &[u8], changed: SystemTime| proc_works && self.writer_gone(name, changed);
         let mut removed = clean_dir(&self.root.join("tmp"), age, &abandoned)?;
         for domain in subdirs(&self.root) {
             for mailbox in subdirs(&domain) {
@@ -300,9 +302,11 @@ impl Maildir {
     }
 
     /// True for a `tmp/` name of ours (`<secs>.M<usec>P<pid>Q<n>.<host>`
-    /// with our host name) whose process is gone: not this one, and not
-    /// in `/proc` (which the caller has checked is mounted).
-    fn writer_gone(&self, name: &[u8]) -> bool {
+    /// with our host name), last changed at `changed`, whose process is
+    /// gone: no process has that pid in `/proc` (which the caller has
+    /// checked is mounted), or the one that has it, this one included,
+    /// started after the file was changed.
+    fn writer_gone(&self, name: &[u8], changed: SystemTime) -> bool {
         let Ok(name) = std::str::from_utf8(name) else {
             return false;
         };
@@ -314,8 +318,38 @@ impl Maildir {
             .and_then(|u| u.split_once('P'))
             .and_then(|(_, rest)| rest.split_once('Q'))
             .and_then(|(pid, _)| pid.parse::<u32>().ok());
-        pid.is_some_and(|pid| pid != self.pid && !Path::new("/proc").join(pid.to_string()).exists())
+        let Some(pid) = pid else {
+            return false;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            return true;
+        }
+        // Slack for the hundredths /proc counts in, and for a file's change
+        // time, which may trail the clock by a tick.
+        process_started(pid).is_some_and(|start| changed + std::time::Duration::from_millis(100) < start)
     }
+}
+
+/// When process `pid` started, on the wall clock: how long ago it did is
+/// the system's uptime (`/proc/uptime`) less its start in clock ticks after
+/// boot (`/proc/<pid>/stat`), both to a hundredth of a second; `None` when
+/// it is not running or `/proc` does not say.
+fn process_started(pid: u32) -> Option<SystemTime> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let now = SystemTime::now();
+    let uptime: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // After the command name (which may hold spaces and parentheses) come
+    // the fields from the third, the state, on; the start is the 22nd.
+    let fields = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = fields.split_whitespace().nth(19)?.parse().ok()?;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    let age = uptime - ticks as f64 / hz as f64;
+    now.checked_sub(std::time::Duration::try_from_secs_f64(age.max(0.0)).ok()?)
 }
 
 /// The process's umask, read from `/proc/self/status` (Linux 4.7 on):
@@ -393,7 +427,11 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
 /// message). Symbolic links are never followed, neither `dir` itself nor
 /// its entries: whoever can write in a mailbox must not be able to point
 /// the sweep at files elsewhere.
-fn clean_dir(dir: &Path, age: std::time::Duration, abandoned: &dyn Fn(&[u8]) -> bool) -> io::Result<usize> {
+fn clean_dir(
+    dir: &Path,
+    age: std::time::Duration,
+    abandoned: &dyn Fn(&[u8], SystemTime) -> bool,
+) -> io::Result<usize> {
     use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(rustix::fs::CWD, dir, flags, Mode::empty())?;
@@ -413,7 +451,13 @@ fn clean_dir(dir: &Path, age: std::time::Duration, abandoned: &dyn Fn(&[u8]) -> 
         let modified = u64::try_from(st.st_mtime)
             .ok()
             .map(|secs| std::time::Duration::new(secs, u32::try_from(st.st_mtime_nsec).unwrap_or(0)));
-        let old = modified.is_some_and(|m| now.saturating_sub(m) > age) || abandoned(name.to_bytes());
+        let changed = u64::try_from(st.st_ctime)
+            .map(|secs| {
+                UNIX_EPOCH + std::time::Duration::new(secs, u32::try_from(st.st_ctime_nsec).unwrap_or(0))
+            })
+            .unwrap_or(UNIX_EPOCH);
+        let old =
+            modified.is_some_and(|m| now.saturating_sub(m) > age) || abandoned(name.to_bytes(), changed);
         if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
             && old
             && rustix::fs::unlinkat(&fd, name, AtFlags::empty()).is_ok()
@@ -492,7 +536,7 @@ impl TmpFile {
         self.file.sync_data()
     }
 
-    /// The open file (for a file-system-wide flush, see `store::commit`).
+    /// The open file (for its first flush on the blocking pool: `settle`).
     pub fn file(&self) -> &File {
         &self.file
     }
@@ -650,10 +694,30 @@ mod tests {
             fs::write(dir.path().join("tmp").join(n), b"x").unwrap();
         }
         assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 1);
-        // Another host's, this process's, a live process's (pid 1), and a
-        // name not of our making stay until they are 36 hours old.
+        // Another host's, this process's, a live process's (pid 1; both
+        // started before the files were made), and a name not of our
+        // making stay until they are 36 hours old.
         for n in &names[1..] {
             assert!(dir.path().join("tmp").join(n).exists(), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_pid_used_again_does_not_keep_an_older_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path(), "mx.h").unwrap();
+        let now = SystemTime::now();
+        let started = process_started(std::process::id()).unwrap();
+        assert!(started <= now && now.duration_since(started).unwrap().as_secs() < 3600);
+        let long_ago = UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        // In a container every maildoor is pid 1, and a restarted one is
+        // this process again: a file changed before it started is not its.
+        for pid in [std::process::id(), 1] {
+            let name = format!("1795600000.M1P{pid}Q0.mx.h");
+            assert!(md.writer_gone(name.as_bytes(), long_ago), "{name}");
+            assert!(!md.writer_gone(name.as_bytes(), now), "{name}");
+            let other_host = format!("1795600000.M1P{pid}Q0.other.h");
+            assert!(!md.writer_gone(other_host.as_bytes(), long_ago));
         }
     }
 
