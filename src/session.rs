@@ -29,7 +29,7 @@ use crate::smtp::data::{DataDecoder, Progress};
 use crate::smtp::reply::{codes, Reply};
 use crate::smtp::state::{bare_lf_reply, DataOutcome, Next, Policy, Session};
 use crate::store::trace::{self, TraceInfo};
-use crate::store::{is_storage_full, Delivery, Store};
+use crate::store::{is_storage_full, Delivery, Store, UniqueId};
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -627,6 +627,24 @@ fn shutdown_reply(host: &str) -> Reply {
 
 /// Receives one message body after 354 and stores it. `Err` means the
 /// session must end (the reply, if any, is already queued).
+/// A message whose data is still coming in. Dropped before its end was
+/// seen (the client left or went quiet, or the server is stopping), it
+/// logs that the message was cut off and nothing of it kept; the line
+/// that closes the connection says why.
+struct CutOff {
+    id: UniqueId,
+    received: u64,
+    ended: bool,
+}
+
+impl Drop for CutOff {
+    fn drop(&mut self) {
+        if !self.ended {
+            info!(queue_id = %self.id, received = self.received, "message cut off before its end: nothing stored");
+        }
+    }
+}
+
 async fn receive_data<S>(wire: &mut Wire<S>, cx: &Connection<'_>) -> Result<DataOutcome, End>
 where
     S: Transport,
@@ -678,11 +696,16 @@ where
     let started = Instant::now();
     let mut too_big = false;
     // Octets as they came, for the rate check (the size counts a bare LF
-    // as two and a stuffing dot as none).
-    let mut received: u64 = 0;
+    // as two and a stuffing dot as none), and for the log should the
+    // message be cut off.
+    let mut cut = CutOff {
+        id: delivery.id().clone(),
+        received: 0,
+        ended: false,
+    };
     loop {
         if !wire.pending().is_empty() {
-            received += wire.pending().len() as u64;
+            cut.received += wire.pending().len() as u64;
             let input = wire.buf.get(wire.lo..wire.hi).unwrap_or_default();
             let out = delivery.buffer();
             let progress = decoder.feed(input, out);
@@ -748,7 +771,7 @@ where
         // an average rate once the grace period is over.
         let elapsed = started.elapsed();
         let expected = limits.min_data_rate as f64 * elapsed.as_secs_f64();
-        if elapsed > limits.rate_grace && (received as f64) < expected {
+        if elapsed > limits.rate_grace && (cut.received as f64) < expected {
             wire.reply(&Reply::new(
                 421,
                 codes::TIMEOUT,
@@ -757,6 +780,7 @@ where
             return Err(End::Timeout);
         }
     }
+    cut.ended = true;
     wire.shrink(DATA_BUF);
     let refusal = if too_big {
         info!(queue_id = %delivery.id(), size = decoder.wire_size(), max, "message refused: too big");

@@ -198,6 +198,13 @@ fn runs_delivers_logs_and_stops_on_sigterm() {
     let mut c = Client::connect(addr);
     let id = queue_id(&c.deliver("a@b.c", &["user@cli.test"], b"Subject: cli\r\n\r\nhi"));
     let client_port = c.stream.local_addr().unwrap().port();
+    // A client that leaves mid-DATA: its message is cut off, and the log
+    // says so.
+    let mut cut = Client::connect(addr);
+    cut.open_data();
+    cut.send(b"Subject: cut\r\n\r\nhalf a bo");
+    let cut_port = cut.stream.local_addr().unwrap().port();
+    drop(cut);
     // An idle session is told about the shutdown.
     let mut idle = Client::connect(addr);
     assert_eq!(idle.reply().code, 220);
@@ -221,6 +228,10 @@ fn runs_delivers_logs_and_stops_on_sigterm() {
     assert!(rest.contains(&format!("queue_id={id}")), "{rest}");
     assert!(rest.contains("message accepted"), "{rest}");
     assert!(rest.contains("connection closed"), "{rest}");
+    let cut_off = rest.lines().find(|l| {
+        l.contains("message cut off before its end") && l.contains(&format!("peer=127.0.0.1:{cut_port}"))
+    });
+    assert!(cut_off.is_some_and(|l| l.contains("received=25")), "{rest}");
     // Every line of a session, down to the debug dialogue, names its
     // connection: with two sessions interleaved, each line is still theirs.
     let ours = format!("peer=127.0.0.1:{client_port} local=127.0.0.1:{port}");
