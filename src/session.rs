@@ -625,8 +625,6 @@ fn shutdown_reply(host: &str) -> Reply {
     )
 }
 
-/// Receives one message body after 354 and stores it. `Err` means the
-/// session must end (the reply, if any, is already queued).
 /// A message whose data is still coming in. Dropped before its end was
 /// seen (the client left or went quiet, or the server is stopping), it
 /// logs that the message was cut off and nothing of it kept; the line
@@ -645,6 +643,8 @@ impl Drop for CutOff {
     }
 }
 
+/// Receives one message body after 354 and stores it. `Err` means the
+/// session must end (the reply, if any, is already queued).
 async fn receive_data<S>(wire: &mut Wire<S>, cx: &Connection<'_>) -> Result<DataOutcome, End>
 where
     S: Transport,
@@ -771,7 +771,8 @@ where
         // an average rate once the grace period is over.
         let elapsed = started.elapsed();
         let expected = limits.min_data_rate as f64 * elapsed.as_secs_f64();
-        if elapsed > limits.rate_grace && (cut.received as f64) < expected {
+        let received = cut.received + wire.pending().len() as u64;
+        if elapsed > limits.rate_grace && (received as f64) < expected {
             wire.reply(&Reply::new(
                 421,
                 codes::TIMEOUT,

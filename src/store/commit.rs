@@ -6,8 +6,8 @@
 //! Here two threads form a pipeline shared by all sessions:
 //!
 //! 1. *sync*: takes every small message waiting, writes each to its
-//!    `tmp/` file, and flushes all their data at once (`syncfs` on each
-//!    file system touched, or `fdatasync` when the batch holds one);
+//!    `tmp/` file, and flushes all their data at once (`syncfs` of each
+//!    Maildir's `tmp/` in the batch, or `fdatasync` when it holds one);
 //! 2. *publish*: renames the batch into `new/` (or links it into each
 //!    recipient's Maildir, creating it durably if new), fsyncs each `new/`
 //!    once, and only then answers each waiting session.
@@ -292,15 +292,16 @@ fn finish_file(maildir: &Maildir, id: &UniqueId, file: Option<TmpFile>, rest: &[
     Ok(tmp)
 }
 
-/// One descriptor per Maildir of `jobs`, opened now (its root
-/// directory), before any of their data is written, for
-/// [`flush_data`]. A Maildir whose root cannot be opened is left out.
+/// One descriptor per Maildir of `jobs`, opened now (its `tmp/`, where
+/// the files are, on whatever file system that is), before any of their
+/// data is written, for [`flush_data`]. A Maildir whose `tmp/` cannot be
+/// opened is left out.
 fn open_marks(jobs: &[Job]) -> HashMap<PathBuf, std::fs::File> {
     let mut marks = HashMap::new();
     for job in jobs {
         let root = job.maildir.root();
         if !marks.contains_key(root) {
-            if let Ok(f) = std::fs::File::open(root) {
+            if let Ok(f) = std::fs::File::open(root.join("tmp")) {
                 marks.insert(root.to_path_buf(), f);
             }
         }
@@ -314,11 +315,13 @@ fn open_marks(jobs: &[Job]) -> HashMap<PathBuf, std::fs::File> {
 ///
 /// `syncfs` reports a writeback error that happened after the descriptor
 /// it is given was opened (Linux 5.8 and later), whoever wrote the data.
-/// It is given the Maildir's descriptor from `marks`, opened as the batch
-/// began, before any of its messages was written: every error on the
-/// batch's files is seen, and none from long before (a file made ahead of
-/// need, see `spare`, may have been opened a while ago). A Maildir without
-/// one has each of its files flushed on its own.
+/// It is given the descriptor of the Maildir's `tmp/` from `marks`, opened
+/// as the batch began, before any of its messages was written: every error
+/// on the batch's files is seen. (A file's own descriptor would not do: a
+/// file made ahead of need, see `spare`, may have been opened a minute
+/// ago, and would report every error since; a fresh descriptor can still
+/// report an error nobody has seen yet, which only fails the batch.) A
+/// Maildir without one has each of its files flushed on its own.
 fn flush_data(batch: &[Synced], marks: &HashMap<PathBuf, std::fs::File>) -> io::Result<()> {
     if let [one] = batch {
         return one.tmp.sync_data();

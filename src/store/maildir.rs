@@ -30,6 +30,8 @@ pub struct Maildir {
     mode: u32,
     /// Files made ahead of need, once [`Maildir::keep_spares`] is called.
     spares: std::sync::OnceLock<Spares>,
+    /// When this Maildir was opened: no file of this process is older.
+    opened: SystemTime,
 }
 
 /// The mode of a Maildir made from nothing: mail is private.
@@ -75,6 +77,7 @@ impl Maildir {
             pid: std::process::id(),
             counter: AtomicU64::new(0),
             spares: std::sync::OnceLock::new(),
+            opened: SystemTime::now(),
         })
     }
 
@@ -93,6 +96,7 @@ impl Maildir {
             counter: AtomicU64::new(0),
             mode: self.mode,
             spares: std::sync::OnceLock::new(),
+            opened: SystemTime::now(),
         })
     }
 
@@ -123,16 +127,25 @@ impl Maildir {
     /// Keeps spare `tmp/` files made ahead of need while mail arrives
     /// steadily (see [`super::spare`]); [`Maildir::create`] takes them.
     pub fn keep_spares(self: &Arc<Self>) -> io::Result<()> {
-        // A spare is named through /proc/self/fd, and given the mode a
-        // named file would get, which needs the umask: without /proc, none.
+        // A spare is named through /proc/self/fd: without it, none.
         if self.spares.get().is_some() || !Path::new("/proc/self/fd").is_dir() {
             return Ok(());
         }
-        let Some(umask) = umask() else {
-            return Ok(());
+        // A spare gets the mode a named file would: where `tmp/` has a
+        // default ACL, the kernel applies it to both; otherwise it is set
+        // explicitly to our mode less the umask (read from /proc), as
+        // kernels before 6.0 left the umask out for `O_TMPFILE` on file
+        // systems without ACLs.
+        let tmp = self.root.join("tmp");
+        let fix = if rustix::fs::getxattr_query(&tmp, "system.posix_acl_default").is_ok() {
+            None
+        } else {
+            let Some(umask) = umask() else {
+                return Ok(());
+            };
+            Some(self.message_mode() & !umask)
         };
-        let mode = self.message_mode() & !umask;
-        let _ = self.spares.set(Spares::start(Arc::downgrade(self), mode)?);
+        let _ = self.spares.set(Spares::start(Arc::downgrade(self), fix)?);
         Ok(())
     }
 
@@ -183,18 +196,23 @@ impl Maildir {
     }
 
     /// Makes a nameless file in `tmp/` (`O_TMPFILE`) for
-    /// [`super::spare`], with permission bits `mode`: what finding its
-    /// inode costs is paid here, and without holding `tmp/` locked, as a
-    /// named create would. Nothing of it shows in `tmp/`, and it vanishes
-    /// when closed. An error where the file system (or kernel) has no
-    /// `O_TMPFILE`. The mode is set explicitly, since kernels before 6.0
-    /// did not apply the umask to `O_TMPFILE` on file systems without
-    /// POSIX ACLs.
-    pub(crate) fn create_nameless(&self, mode: u32) -> io::Result<File> {
+    /// [`super::spare`]: what finding its inode costs is paid here, and
+    /// without holding `tmp/` locked, as a named create would. Nothing of
+    /// it shows in `tmp/`, and it vanishes when closed. It is made as a
+    /// message's file is, then set to mode `fix` if given (see
+    /// [`Maildir::keep_spares`]). An error where the file system (or
+    /// kernel) has no `O_TMPFILE`.
+    pub(crate) fn create_nameless(&self, fix: Option<u32>) -> io::Result<File> {
         use rustix::fs::{Mode, OFlags};
         let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(self.root.join("tmp"), flags, Mode::from_raw_mode(mode))?;
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        let fd = rustix::fs::open(
+            self.root.join("tmp"),
+            flags,
+            Mode::from_raw_mode(self.message_mode()),
+        )?;
+        if let Some(mode) = fix {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        }
         Ok(File::from(fd))
     }
 
@@ -285,9 +303,11 @@ impl Maildir {
     /// Files this host's earlier processes left when they ended mid-write
     /// (killed, or stopped while the disk hung) are removed whatever their
     /// age: their name carries our host name and the pid of a process that
-    /// no longer runs, or that started after the file was last changed (the
-    /// pid was used again: in a container every maildoor is pid 1), so
-    /// nobody will finish them.
+    /// no longer runs, or our own pid on a file last changed before this
+    /// Maildir was opened (an earlier process had our pid: in a container
+    /// every maildoor is pid 1), so nobody will finish them. Two live
+    /// writers never share a host name and a pid (the names of their files
+    /// could clash), so neither rule can take a file still being written.
     pub fn clean_tmp(&self, age: std::time::Duration) -> io::Result<usize> {
         // Without /proc nothing can be known gone: then only age counts.
         let proc_works = Path::new("/proc/self").exists();
@@ -304,8 +324,8 @@ impl Maildir {
     /// True for a `tmp/` name of ours (`<secs>.M<usec>P<pid>Q<n>.<host>`
     /// with our host name), last changed at `changed`, whose process is
     /// gone: no process has that pid in `/proc` (which the caller has
-    /// checked is mounted), or the one that has it, this one included,
-    /// started after the file was changed.
+    /// checked is mounted), or it is our pid and the file is older than
+    /// this Maildir's opening.
     fn writer_gone(&self, name: &[u8], changed: SystemTime) -> bool {
         let Ok(name) = std::str::from_utf8(name) else {
             return false;
@@ -321,35 +341,13 @@ impl Maildir {
         let Some(pid) = pid else {
             return false;
         };
-        if !Path::new("/proc").join(pid.to_string()).exists() {
-            return true;
+        if pid == self.pid {
+            // A second of slack: some file systems keep whole seconds, and
+            // a change time may trail the clock by a tick.
+            return changed + std::time::Duration::from_secs(1) < self.opened;
         }
-        // Slack for the hundredths /proc counts in, and for a file's change
-        // time, which may trail the clock by a tick.
-        process_started(pid).is_some_and(|start| changed + std::time::Duration::from_millis(100) < start)
+        !Path::new("/proc").join(pid.to_string()).exists()
     }
-}
-
-/// When process `pid` started, on the wall clock: how long ago it did is
-/// the system's uptime (`/proc/uptime`) less its start in clock ticks after
-/// boot (`/proc/<pid>/stat`), both to a hundredth of a second; `None` when
-/// it is not running or `/proc` does not say.
-fn process_started(pid: u32) -> Option<SystemTime> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let now = SystemTime::now();
-    let uptime: f64 = fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    // After the command name (which may hold spaces and parentheses) come
-    // the fields from the third, the state, on; the start is the 22nd.
-    let fields = &stat[stat.rfind(')')? + 1..];
-    let ticks: u64 = fields.split_whitespace().nth(19)?.parse().ok()?;
-    let hz = rustix::param::clock_ticks_per_second().max(1);
-    let age = uptime - ticks as f64 / hz as f64;
-    now.checked_sub(std::time::Duration::try_from_secs_f64(age.max(0.0)).ok()?)
 }
 
 /// The process's umask, read from `/proc/self/status` (Linux 4.7 on):
@@ -703,22 +701,21 @@ mod tests {
     }
 
     #[test]
-    fn a_pid_used_again_does_not_keep_an_older_file() {
+    fn our_pid_used_before_us_does_not_keep_an_older_file() {
         let dir = tempfile::tempdir().unwrap();
         let md = Maildir::open(dir.path(), "mx.h").unwrap();
         let now = SystemTime::now();
-        let started = process_started(std::process::id()).unwrap();
-        assert!(started <= now && now.duration_since(started).unwrap().as_secs() < 3600);
         let long_ago = UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        // In a container every maildoor is pid 1, and a restarted one is
-        // this process again: a file changed before it started is not its.
-        for pid in [std::process::id(), 1] {
-            let name = format!("1795600000.M1P{pid}Q0.mx.h");
-            assert!(md.writer_gone(name.as_bytes(), long_ago), "{name}");
-            assert!(!md.writer_gone(name.as_bytes(), now), "{name}");
-            let other_host = format!("1795600000.M1P{pid}Q0.other.h");
-            assert!(!md.writer_gone(other_host.as_bytes(), long_ago));
-        }
+        // In a container every maildoor is pid 1, and a restarted one has
+        // its predecessor's pid: a file of our pid changed before the
+        // Maildir was opened is not this process's.
+        let ours = format!("1795600000.M1P{}Q0.mx.h", std::process::id());
+        assert!(md.writer_gone(ours.as_bytes(), long_ago));
+        assert!(!md.writer_gone(ours.as_bytes(), now));
+        let other_host = format!("1795600000.M1P{}Q0.other.h", std::process::id());
+        assert!(!md.writer_gone(other_host.as_bytes(), long_ago));
+        // Another live process's (pid 1 here) stays, however old.
+        assert!(!md.writer_gone(b"1795600000.M1P1Q0.mx.h", long_ago));
     }
 
     #[test]

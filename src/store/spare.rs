@@ -96,11 +96,11 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Spares {
-    /// Starts the maker thread for `maildir`'s `tmp/`; `mode` is what
-    /// each spare is set to (the umask already applied). The thread holds
-    /// only a weak reference to the Maildir, taken up while it makes files:
-    /// it ends once the Maildir is gone.
-    pub fn start(maildir: Weak<Maildir>, mode: u32) -> std::io::Result<Self> {
+    /// Starts the maker thread for `maildir`'s `tmp/`; `mode`, if given,
+    /// is what each spare is set to (see [`Maildir::create_nameless`]).
+    /// The thread holds only a weak reference to the Maildir, taken up
+    /// while it makes files: it ends once the Maildir is gone.
+    pub fn start(maildir: Weak<Maildir>, mode: Option<u32>) -> std::io::Result<Self> {
         let (wake, rx) = mpsc::channel();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
@@ -185,7 +185,7 @@ pub fn cannot_work(e: &std::io::Error) -> bool {
 }
 
 /// The maker thread: tops the pool up when woken, empties it when idle.
-fn maker(maildir: &Weak<Maildir>, state: &Mutex<State>, mode: u32, rx: &mpsc::Receiver<()>) {
+fn maker(maildir: &Weak<Maildir>, state: &Mutex<State>, mode: Option<u32>, rx: &mpsc::Receiver<()>) {
     loop {
         match rx.recv_timeout(IDLE) {
             Ok(()) => {}
