@@ -149,8 +149,9 @@ impl Maildir {
         Ok(())
     }
 
-    /// The spare files, if this Maildir keeps them.
-    pub fn spares(&self) -> Option<&Spares> {
+    /// The spare files, if this Maildir keeps them (tests).
+    #[cfg(test)]
+    pub(crate) fn spares(&self) -> Option<&Spares> {
         self.spares.get()
     }
 
@@ -181,18 +182,18 @@ impl Maildir {
 
     /// Creates a `tmp/` file named for `id`.
     fn create_named(&self, id: &UniqueId) -> io::Result<TmpFile> {
-        let path = self.root.join("tmp").join(format!("{}.{}", id, self.host));
+        let path = self.tmp_path(id);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(self.message_mode())
             .open(&path)?;
-        Ok(TmpFile {
-            file,
-            path,
-            size: 0,
-            id: id.clone(),
-        })
+        Ok(TmpFile::new(file, path, id))
+    }
+
+    /// Where message `id` is written: `tmp/<id>.<host>`.
+    fn tmp_path(&self, id: &UniqueId) -> PathBuf {
+        self.root.join("tmp").join(format!("{}.{}", id, self.host))
     }
 
     /// Makes a nameless file in `tmp/` (`O_TMPFILE`) for
@@ -223,15 +224,10 @@ impl Maildir {
     fn name_spare(&self, file: File, id: &UniqueId) -> io::Result<TmpFile> {
         use rustix::fs::{AtFlags, CWD};
         use std::os::fd::AsRawFd;
-        let path = self.root.join("tmp").join(format!("{}.{}", id, self.host));
+        let path = self.tmp_path(id);
         let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         rustix::fs::linkat(CWD, proc_path.as_str(), CWD, &path, AtFlags::SYMLINK_FOLLOW)?;
-        Ok(TmpFile {
-            file,
-            path,
-            size: 0,
-            id: id.clone(),
-        })
+        Ok(TmpFile::new(file, path, id))
     }
 
     /// Makes one finished message durable in `new/`: fsync the file,
@@ -495,6 +491,16 @@ pub struct TmpFile {
 }
 
 impl TmpFile {
+    /// An empty message file at `path` for message `id`.
+    fn new(file: File, path: PathBuf, id: &UniqueId) -> Self {
+        TmpFile {
+            file,
+            path,
+            size: 0,
+            id: id.clone(),
+        }
+    }
+
     /// Appends bytes to the message.
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.file.write_all(data)?;

@@ -154,8 +154,9 @@ impl Spares {
         State::give_up(&self.state, why);
     }
 
-    /// Spares ready now.
-    pub fn ready(&self) -> usize {
+    /// Spares ready now (tests).
+    #[cfg(test)]
+    fn ready(&self) -> usize {
         self.state().ready.len()
     }
 
