@@ -19,6 +19,7 @@
 )]
 
 pub mod bind;
+mod bufpool;
 pub mod cidr;
 pub mod config;
 pub mod mailbox;

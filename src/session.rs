@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::bufpool::BufPool;
 use crate::config::BareLf;
 use crate::route;
 use crate::server::Phase as ServerPhase;
@@ -56,6 +57,10 @@ const DATA_BUF: usize = 32 * 1024;
 /// [`DATA_BUF`] in a single read. Fewer, larger reads (about 10% more
 /// throughput at 1 MiB); given back when the message ends.
 const BIG_DATA_BUF: usize = 128 * 1024;
+
+/// Big read buffers, kept for the next big message rather than freed
+/// (see [`crate::bufpool`]).
+static BIG_READS: BufPool = BufPool::new(BIG_DATA_BUF, 16);
 
 /// What every session of a server shares.
 #[derive(Debug)]
@@ -178,10 +183,33 @@ impl<S: Transport> Transport for tokio_rustls::server::TlsStream<S> {
 /// Tests and the fuzzer drive sessions over an in-memory pipe.
 impl Transport for tokio::io::DuplexStream {}
 
+/// A session's read buffer: given back to [`BIG_READS`] when replaced or
+/// dropped (kept there if it is a big one).
+struct ReadBuf(Vec<u8>);
+
+impl Drop for ReadBuf {
+    fn drop(&mut self) {
+        BIG_READS.give(std::mem::take(&mut self.0));
+    }
+}
+
+impl std::ops::Deref for ReadBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ReadBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
 /// Bytes in from the client and replies out, with the buffer between.
 struct Wire<S> {
     stream: S,
-    buf: Vec<u8>,
+    buf: ReadBuf,
     lo: usize,
     hi: usize,
     out: Vec<u8>,
@@ -196,7 +224,7 @@ impl<S: Transport> Wire<S> {
     fn new(stream: S, shutdown: watch::Receiver<ServerPhase>, cx: &Connection<'_>) -> Self {
         Wire {
             stream,
-            buf: vec![0; COMMAND_BUF],
+            buf: ReadBuf(vec![0; COMMAND_BUF]),
             lo: 0,
             hi: 0,
             out: Vec::new(),
@@ -214,11 +242,20 @@ impl<S: Transport> Wire<S> {
         (Instant::now() + self.write_timeout).min(self.session_end)
     }
 
-    /// Enlarges the read buffer to at least `size` octets.
+    /// Enlarges the read buffer to at least `size` octets. The big one
+    /// comes from [`BIG_READS`].
     fn grow(&mut self, size: usize) {
-        if self.buf.len() < size {
-            self.buf.resize(size, 0);
+        if self.buf.len() >= size {
+            return;
         }
+        let mut buf = if size == BIG_DATA_BUF {
+            BIG_READS.take()
+        } else {
+            Vec::new()
+        };
+        // A kept buffer is initialised already: this only zeroes new ones.
+        buf.resize(size, 0);
+        self.replace_buf(buf);
     }
 
     /// Gives back read-buffer memory beyond `size` octets, keeping any
@@ -227,11 +264,20 @@ impl<S: Transport> Wire<S> {
         if self.buf.len() <= size || self.hi - self.lo > size {
             return;
         }
-        self.buf.copy_within(self.lo..self.hi, 0);
-        self.hi -= self.lo;
+        self.replace_buf(vec![0; size]);
+    }
+
+    /// Moves the pending bytes to the start of `buf` and reads into it
+    /// from now on (the old buffer is dropped: see [`ReadBuf`]).
+    fn replace_buf(&mut self, mut buf: Vec<u8>) {
+        let pending = self.hi - self.lo;
+        debug_assert!(pending <= buf.len(), "pending bytes would be lost");
+        if let (Some(to), Some(from)) = (buf.get_mut(..pending), self.buf.get(self.lo..self.hi)) {
+            to.copy_from_slice(from);
+        }
         self.lo = 0;
-        self.buf.truncate(size);
-        self.buf.shrink_to_fit();
+        self.hi = pending;
+        self.buf = ReadBuf(buf);
     }
 
     fn pending(&self) -> &[u8] {
@@ -707,7 +753,7 @@ where
         if !wire.pending().is_empty() {
             cut.received += wire.pending().len() as u64;
             let input = wire.buf.get(wire.lo..wire.hi).unwrap_or_default();
-            let out = delivery.buffer();
+            let out = delivery.buffer(input.len());
             let progress = decoder.feed(input, out);
             if too_big || decoder.wire_size() > max {
                 // Keep reading to the end, store nothing.

@@ -147,7 +147,7 @@ impl GroupCommit {
             Some(file) => {
                 let publisher = Arc::clone(&self.publisher);
                 let queued = tokio::task::spawn_blocking(move || {
-                    let tmp = finish_file(&maildir, &id, Some(file), &rest)?;
+                    let tmp = finish_file(&maildir, &id, Some(file), rest)?;
                     tmp.sync_data()?;
                     let synced = Synced {
                         maildir,
@@ -227,7 +227,7 @@ fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>, publisher
         };
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match finish_file(&job.maildir, &job.id, job.file, &job.rest) {
+            match finish_file(&job.maildir, &job.id, job.file, job.rest) {
                 Ok(tmp) => batch.push(Synced {
                     maildir: job.maildir,
                     tmp,
@@ -283,12 +283,18 @@ fn open_target(
     Ok(m)
 }
 
-fn finish_file(maildir: &Maildir, id: &UniqueId, file: Option<TmpFile>, rest: &[u8]) -> io::Result<TmpFile> {
+fn finish_file(
+    maildir: &Maildir,
+    id: &UniqueId,
+    file: Option<TmpFile>,
+    rest: Vec<u8>,
+) -> io::Result<TmpFile> {
     let mut tmp = match file {
         Some(f) => f,
         None => maildir.create(id)?,
     };
-    tmp.write_all(rest)?;
+    tmp.write_all(&rest)?;
+    super::recycle(rest);
     Ok(tmp)
 }
 

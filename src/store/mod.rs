@@ -15,6 +15,8 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::bufpool::BufPool;
+
 pub use commit::GroupCommit;
 pub use maildir::{Maildir, TmpFile, UniqueId};
 
@@ -82,6 +84,29 @@ impl Store {
 /// Bytes of a message kept in memory before they are written to `tmp/`.
 pub const SPOOL_CHUNK: usize = 256 * 1024;
 
+/// The buffers a big message is gathered in: a chunk and one read past it
+/// (a session reads at most 128 KiB at a time), kept for the next big
+/// message (see [`crate::bufpool`]). Four sessions receiving big messages
+/// use about twelve.
+static CHUNKS: BufPool = BufPool::new(SPOOL_CHUNK + SPOOL_CHUNK / 2, 16);
+
+/// A message smaller than this is gathered in a buffer of its own and
+/// never takes one of [`CHUNKS`].
+const SMALL: usize = 8 * 1024;
+
+/// An empty buffer from [`CHUNKS`].
+fn chunk_buffer() -> Vec<u8> {
+    let mut buf = CHUNKS.take();
+    buf.clear();
+    buf
+}
+
+/// Gives a message's buffer back once its bytes are written: kept for
+/// the next big message if it is one of [`CHUNKS`], freed otherwise.
+pub(crate) fn recycle(buf: Vec<u8>) {
+    CHUNKS.give(buf);
+}
+
 /// One message on its way into the Maildir.
 #[derive(Debug)]
 pub struct Delivery {
@@ -121,8 +146,9 @@ impl Delivery {
     /// `targets` (per-recipient Maildirs) the message is linked into each
     /// of them instead of the store's own Maildir.
     pub fn begin(store: Arc<Store>, id: UniqueId, header: String, targets: Vec<PathBuf>) -> Self {
-        // Small to start: most messages are a few KiB; big ones grow it.
-        let mut buf = Vec::with_capacity(header.len() + 8 * 1024);
+        // Small to start: most messages are a few KiB; big ones move to a
+        // bigger buffer (see `buffer`).
+        let mut buf = Vec::with_capacity(header.len() + SMALL);
         buf.extend_from_slice(header.as_bytes());
         Delivery {
             store,
@@ -164,8 +190,19 @@ impl Delivery {
         &self.id
     }
 
-    /// The in-memory buffer that decoded body bytes are appended to.
-    pub fn buffer(&mut self) -> &mut Vec<u8> {
+    /// The in-memory buffer that decoded body bytes are appended to, with
+    /// room for `incoming` more octets (more may still be appended: the
+    /// buffer grows).
+    pub fn buffer(&mut self, incoming: usize) -> &mut Vec<u8> {
+        let need = self.buf.len() + incoming;
+        if need > self.buf.capacity() {
+            // Past its first few KiB, a message moves to a big buffer
+            // once, rather than doubling its way up.
+            let mut big = chunk_buffer();
+            big.reserve(need);
+            big.extend_from_slice(&self.buf);
+            recycle(std::mem::replace(&mut self.buf, big));
+        }
         &mut self.buf
     }
 
@@ -187,10 +224,7 @@ impl Delivery {
             self.buf.clear();
             return;
         }
-        let spare = self
-            .wait_for_write()
-            .await
-            .unwrap_or_else(|| Vec::with_capacity(SPOOL_CHUNK));
+        let spare = self.wait_for_write().await.unwrap_or_else(chunk_buffer);
         if self.failed.is_some() {
             self.buf.clear();
             return;
@@ -251,7 +285,10 @@ impl Delivery {
     /// and removes the `tmp/` file, so that nothing of it is left once
     /// this returns.
     pub async fn abandon(mut self) {
-        self.wait_for_write().await;
+        if let Some(buf) = self.wait_for_write().await {
+            recycle(buf);
+        }
+        recycle(std::mem::take(&mut self.buf));
         if let Some(file) = self.file.take() {
             // Dropping it removes its name; off the runtime's threads.
             let _ = tokio::task::spawn_blocking(move || drop(file)).await;
@@ -263,7 +300,9 @@ impl Delivery {
     /// or `new/` on error.
     pub async fn commit(mut self) -> io::Result<PathBuf> {
         self.end_trace();
-        self.wait_for_write().await;
+        if let Some(buf) = self.wait_for_write().await {
+            recycle(buf);
+        }
         if let Some(settling) = self.settling.take() {
             if let Err(e) = settling.await.map_err(io::Error::other).and_then(|r| r) {
                 self.failed.get_or_insert(e);
@@ -348,7 +387,7 @@ pub(crate) mod tests {
     /// the session does after each read.
     async fn feed(d: &mut Delivery, body: &[u8], piece: usize) {
         for part in body.chunks(piece) {
-            d.buffer().extend_from_slice(part);
+            d.buffer(part.len()).extend_from_slice(part);
             d.spill_if_full().await;
         }
     }
@@ -357,6 +396,33 @@ pub(crate) mod tests {
         (0..len)
             .map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i % 27])
             .collect()
+    }
+
+    #[test]
+    fn a_small_message_keeps_its_own_buffer_and_a_big_one_moves_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), "h").unwrap());
+        let id = store.maildir().next_id();
+        let mut d = Delivery::begin(Arc::clone(&store), id, "H: x\n\n".into(), Vec::new());
+        d.buffer(1000).extend_from_slice(&body(1000));
+        assert!(
+            d.buf.capacity() < SMALL + 100,
+            "a small message took a big buffer"
+        );
+        // The read that no longer fits moves it to a big buffer, whole.
+        d.buffer(SMALL).extend_from_slice(&body(SMALL));
+        let big = d.buf.capacity();
+        assert!(big >= SPOOL_CHUNK + SPOOL_CHUNK / 2, "{big}");
+        let at = d.buf.as_ptr();
+        d.buffer(SPOOL_CHUNK).extend_from_slice(&body(SPOOL_CHUNK));
+        assert_eq!(d.buf.as_ptr(), at, "moved again");
+        let mut whole = b"H: x\n\n".to_vec();
+        whole.extend_from_slice(&body(1000));
+        whole.extend_from_slice(&body(SMALL));
+        whole.extend_from_slice(&body(SPOOL_CHUNK));
+        assert!(d.buf == whole, "bytes lost in the move");
+        let path = rt().block_on(d.commit()).unwrap();
+        assert!(std::fs::read(path).unwrap() == whole);
     }
 
     #[test]
@@ -437,7 +503,7 @@ pub(crate) mod tests {
                 let id = store.maildir().next_id();
                 let mut d = Delivery::begin(Arc::clone(&store), id, header.into(), Vec::new());
                 for piece in pieces {
-                    d.buffer().extend_from_slice(piece);
+                    d.buffer(piece.len()).extend_from_slice(piece);
                     d.spill_if_full().await;
                 }
                 d.commit().await.unwrap()
