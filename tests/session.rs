@@ -192,6 +192,63 @@ fn big_message_streams_through() {
 }
 
 #[test]
+fn big_messages_one_after_another_keep_their_own_bytes() {
+    // Big buffers are reused from message to message (and session to
+    // session): nothing of one message may show up in the next.
+    let srv = TestServer::start();
+    let body = |tag: char, lines: usize| {
+        let mut b = Vec::new();
+        for i in 0..lines {
+            b.extend_from_slice(format!("{tag}{i:07}{}\r\n", tag.to_string().repeat(70)).as_bytes());
+        }
+        b
+    };
+    // Longest first: a shorter message written into a reused buffer must
+    // not carry the longer one's tail.
+    let sent = [
+        body('a', 30_000),
+        body('b', 9_000),
+        body('c', 200),
+        body('d', 5_000),
+    ];
+    {
+        // Two in one session.
+        let mut c = srv.client();
+        assert_eq!(c.deliver("a@b.c", &["u@localhost"], &sent[0]).code, 250);
+        assert_eq!(c.cmd("MAIL FROM:<a@b.c>").code, 250);
+        assert_eq!(c.cmd("RCPT TO:<u@localhost>").code, 250);
+        assert_eq!(c.cmd("DATA").code, 354);
+        c.send(&sent[1]);
+        c.send(b"\r\n.\r\n");
+        assert_eq!(c.reply().code, 250);
+    }
+    for b in &sent[2..] {
+        let mut c = srv.client();
+        assert_eq!(c.deliver("a@b.c", &["u@localhost"], b).code, 250);
+    }
+    let mut stored: Vec<Vec<u8>> = srv
+        .files("new")
+        .iter()
+        .map(|p| split_trace(&std::fs::read(p).unwrap()).1)
+        .collect();
+    let mut want: Vec<Vec<u8>> = sent
+        .iter()
+        .map(|b| {
+            let mut w: Vec<u8> = b.iter().copied().filter(|&x| x != b'\r').collect();
+            w.push(b'\n');
+            w
+        })
+        .collect();
+    stored.sort();
+    want.sort();
+    assert_eq!(stored.len(), 4);
+    for (s, w) in stored.iter().zip(&want) {
+        assert_eq!(s.len(), w.len());
+        assert!(s == w, "a stored message differs from what was sent");
+    }
+}
+
+#[test]
 fn smuggling_does_not_end_data() {
     let srv = TestServer::start();
     let mut c = srv.client();

@@ -309,9 +309,11 @@ impl Delivery {
             }
         }
         if let Some(e) = self.failed.take() {
+            recycle(std::mem::take(&mut self.buf));
             return Err(e);
         }
         if self.store.discard {
+            recycle(std::mem::take(&mut self.buf));
             return Ok(self.store.maildir.root().join("discarded").join(self.id.as_str()));
         }
         let maildir = Arc::clone(&self.store.maildir);
