@@ -6,9 +6,10 @@
 //! (`munmap`, or `madvise` when it trims an arena), and the next message
 //! pays a page fault and a page of zeros for every 4 KiB it touches:
 //! 21,000-24,000 faults for 200 one-MiB messages, a tenth of the
-//! server's CPU time in `perf`. A pool keeps a few of them, so that a steady stream of
-//! big messages reuses the same memory. It holds at most `keep` buffers,
-//! which bounds what it can hold on to when the stream stops.
+//! server's CPU time in `perf`. A pool keeps a few of them, so that a
+//! steady stream of big messages reuses the same memory. It holds at most
+//! `keep` buffers, which bounds what it can hold on to when the stream
+//! stops.
 
 use std::sync::Mutex;
 
