@@ -79,6 +79,12 @@ impl Message {
         m
     }
 
+    /// The body every message carries after its header, as sent (CRLF
+    /// line ends, without the terminator).
+    pub fn body(&self) -> &[u8] {
+        self.body.strip_suffix(b".\r\n").unwrap_or(&self.body)
+    }
+
     /// The header of message `seq`; its length does not depend on `seq`.
     pub fn header(&self, seq: u64) -> String {
         format!(

@@ -183,7 +183,7 @@ async fn run(server: SocketAddr, args: &Args) -> Report {
     let check = args
         .maildir
         .as_deref()
-        .map(|dir| check::check(dir, &run_id, &all.delivered));
+        .map(|dir| check::check(dir, &run_id, job.message.body(), &all.delivered));
     Report {
         server: server.to_string(),
         connections: args.connections,
