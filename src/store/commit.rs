@@ -242,10 +242,10 @@ fn sync_stage(rx: mpsc::Receiver<Job>, out: mpsc::Sender<Vec<Synced>>, publisher
         if batch.is_empty() {
             continue;
         }
-        if let Err(e) = flush_data(&batch, &marks) {
-            for s in batch {
-                let _ = s.done.send(Err(copy(&e)));
-            }
+        let batch = flush_data(batch, &marks, |mark| {
+            rustix::fs::syncfs(mark).map_err(io::Error::from)
+        });
+        if batch.is_empty() {
             continue;
         }
         // With nobody waiting for the next flush there is nothing to
@@ -317,7 +317,8 @@ fn open_marks(jobs: &[Job]) -> HashMap<PathBuf, std::fs::File> {
 
 /// Makes the data of every file in the batch durable: one `syncfs` per
 /// Maildir (a batch normally touches one), or a plain `fdatasync` for a
-/// batch of one.
+/// batch of one. Returns the messages whose data is durable; each of the
+/// others has been answered with its error.
 ///
 /// `syncfs` reports a writeback error that happened after the descriptor
 /// it is given was opened (Linux 5.8 and later), whoever wrote the data.
@@ -325,29 +326,51 @@ fn open_marks(jobs: &[Job]) -> HashMap<PathBuf, std::fs::File> {
 /// as the batch began, before any of its messages was written: every error
 /// on the batch's files is seen. (A file's own descriptor would not do: a
 /// file made ahead of need, see `spare`, may have been opened a minute
-/// ago, and would report every error since; a fresh descriptor can still
-/// report an error nobody has seen yet, which only fails the batch.) A
-/// Maildir without one has each of its files flushed on its own.
-fn flush_data(batch: &[Synced], marks: &HashMap<PathBuf, std::fs::File>) -> io::Result<()> {
-    if let [one] = batch {
-        return one.tmp.sync_data();
-    }
-    let mut flushed: std::collections::HashSet<&std::path::Path> = std::collections::HashSet::new();
-    for s in batch {
-        let root = s.maildir.root();
-        if !flushed.insert(root) {
-            continue;
-        }
-        match marks.get(root) {
-            Some(mark) => rustix::fs::syncfs(mark).map_err(io::Error::from)?,
-            None => {
-                for t in batch.iter().filter(|t| t.maildir.root() == root) {
-                    t.tmp.sync_data()?;
-                }
+/// ago, and would report every error since.) A Maildir without one has
+/// each of its files flushed on its own.
+///
+/// A failed `syncfs` does not say whose data was lost: another program's
+/// file on the same file system counts too. So each of that Maildir's
+/// files is then flushed on its own, and only those whose own descriptor
+/// reports the error (a file's descriptor sees the errors of its own
+/// writes since it was opened, and nothing had been written to it before)
+/// fail; the rest go on, their data written and flushed again.
+fn flush_data(
+    batch: Vec<Synced>,
+    marks: &HashMap<PathBuf, std::fs::File>,
+    syncfs: impl Fn(&std::fs::File) -> io::Result<()>,
+) -> Vec<Synced> {
+    let alone = batch.len() == 1;
+    let mut one_by_one: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    if !alone {
+        let mut flushed: std::collections::HashSet<&std::path::Path> = std::collections::HashSet::new();
+        for s in &batch {
+            let root = s.maildir.root();
+            if !flushed.insert(root) {
+                continue;
+            }
+            let synced = marks.get(root).map(&syncfs);
+            if let Some(Err(e)) = &synced {
+                tracing::warn!(maildir = %root.display(), error = %e,
+                    "syncfs failed; flushing each message of the batch on its own");
+            }
+            if !matches!(synced, Some(Ok(()))) {
+                one_by_one.insert(root.to_path_buf());
             }
         }
     }
-    Ok(())
+    batch
+        .into_iter()
+        .filter_map(|s| {
+            if alone || one_by_one.contains(s.maildir.root()) {
+                if let Err(e) = s.tmp.sync_data() {
+                    let _ = s.done.send(Err(e));
+                    return None;
+                }
+            }
+            Some(s)
+        })
+        .collect()
 }
 
 /// The copies of one message in `new/`, with the Maildir of each.
@@ -463,6 +486,64 @@ mod tests {
             assert_eq!(size, text.len() as u64);
         }
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    type Answer = oneshot::Receiver<io::Result<PathBuf>>;
+
+    /// A message of `md` with some data written, as the sync stage holds it.
+    fn written(md: &Arc<Maildir>, tmp: Option<TmpFile>) -> (Synced, Answer) {
+        let mut tmp = tmp.unwrap_or_else(|| md.create(&md.next_id()).unwrap());
+        tmp.write_all(b"data\n").unwrap();
+        let (done, answer) = oneshot::channel();
+        let s = Synced {
+            maildir: Arc::clone(md),
+            tmp,
+            targets: Vec::new(),
+            done,
+        };
+        (s, answer)
+    }
+
+    fn marks_of(md: &Maildir) -> HashMap<PathBuf, std::fs::File> {
+        let mark = std::fs::File::open(md.root().join("tmp")).unwrap();
+        HashMap::from([(md.root().to_path_buf(), mark)])
+    }
+
+    #[test]
+    fn a_batch_is_flushed_by_one_syncfs_of_its_maildir() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Arc::new(Maildir::open(dir.path(), "h").unwrap());
+        let (batch, answers): (Vec<_>, Vec<_>) = (0..3).map(|_| written(&md, None)).unzip();
+        let calls = std::cell::Cell::new(0);
+        let kept = flush_data(batch, &marks_of(&md), |_| {
+            calls.set(calls.get() + 1);
+            Ok(())
+        });
+        assert_eq!((kept.len(), calls.get()), (3, 1));
+        for mut a in answers {
+            assert!(a.try_recv().is_err(), "answered before it was published");
+        }
+    }
+
+    #[test]
+    fn after_a_failed_syncfs_only_a_message_whose_own_flush_fails_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Arc::new(Maildir::open(dir.path(), "h").unwrap());
+        // fdatasync of /dev/null fails (EINVAL): the message that lost its data.
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let lost = TmpFile::over(null, &md.next_id());
+        let (a, mut a_answer) = written(&md, None);
+        let (b, mut b_answer) = written(&md, Some(lost));
+        let (c, mut c_answer) = written(&md, None);
+        let ids = [a.tmp.id().clone(), c.tmp.id().clone()];
+        let kept = flush_data(vec![a, b, c], &marks_of(&md), |_| {
+            Err(io::Error::from_raw_os_error(libc::EIO))
+        });
+        let kept_ids: Vec<_> = kept.iter().map(|s| s.tmp.id().clone()).collect();
+        assert_eq!(kept_ids, ids);
+        let refused = b_answer.try_recv().expect("the lost message was not answered");
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        assert!(a_answer.try_recv().is_err() && c_answer.try_recv().is_err());
     }
 
     #[test]

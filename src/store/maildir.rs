@@ -501,6 +501,13 @@ impl TmpFile {
         }
     }
 
+    /// A message file with no name, over any open file (tests: one whose
+    /// flush fails).
+    #[cfg(test)]
+    pub(crate) fn over(file: File, id: &UniqueId) -> Self {
+        TmpFile::new(file, PathBuf::new(), id)
+    }
+
     /// Appends bytes to the message.
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.file.write_all(data)?;
