@@ -587,7 +587,9 @@ where
             };
             let step = if nl + 1 > line_limit(raw) {
                 cx.state.line_too_long()
-            } else if bare_lf && reject_bare_lf {
+            } else if reject_bare_lf && (bare_lf || line.ends_with(b"\r")) {
+                // Strict: a CR left before the CRLF is a bare CR too (the
+                // parser drops it otherwise, as line-ending debris).
                 cx.state.bare_lf_command()
             } else {
                 // Escaped: a client cannot forge log lines with control characters.

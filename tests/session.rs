@@ -353,6 +353,9 @@ fn bare_lf_reject_setting() {
     c.reply();
     c.send(b"EHLO x\n");
     assert!(c.reply().text.starts_with("550 5.5.2"));
+    // A CR left before the CRLF is a bare CR: refused here too.
+    c.send(b"NOOP\r\r\n");
+    assert!(c.reply().text.starts_with("550 5.5.2"));
     c.cmd("EHLO x");
     c.cmd("MAIL FROM:<a@b.c>");
     c.cmd("RCPT TO:<u@localhost>");

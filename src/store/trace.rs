@@ -85,6 +85,9 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
     );
     match rcpts {
         [] => {}
+        // The FOR clause takes a path with a domain (RFC 5321 §4.4):
+        // `<postmaster>` alone is our postmaster.
+        [ForwardPath::Postmaster] => s.push_str(&format!("\n\tfor <postmaster@{by}>")),
         [one] => s.push_str(&format!("\n\tfor {one}")),
         many => {
             // One recipient per folded line: a hundred of them must not
@@ -417,6 +420,8 @@ mod tests {
             h,
             "Return-Path: <>\nReceived: from client.example ([IPv6:::1]:4000)\n\tby mx.test (maildoor) with ESMTP id ID1\n\tfor <u@localhost>;\n\tThu, 01 Jan 1970 00:00:00 +0000\n"
         );
+        let h = headers(&info, &env, &[ForwardPath::Postmaster], UNIX_EPOCH);
+        assert!(h.contains("\n\tfor <postmaster@mx.test>;\n"), "{h}");
         assert_eq!(peer_literal("127.0.0.1:25".parse().unwrap()), "[127.0.0.1]:25");
         let tls = TraceInfo {
             tls: true,
