@@ -3,7 +3,7 @@
 //! command-line flags. Everything is validated here, once, before anything
 //! binds; a bad value is an error that names its key.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -287,11 +287,14 @@ const SECONDS_KEYS: &[&str] = &[
 ];
 
 /// The config crate converts between kinds on its own: `1.5` or `true`
-/// would become a count of 2 or 1, and `true` a timeout of a second. A
-/// value of the wrong kind is an error naming its key instead, in a file
-/// or the environment alike (where every value starts as text: `1000` is
-/// a whole number there, `1.5` is not).
-fn check_kinds(built: &Config) -> Result<(), SettingsError> {
+/// would become a count of 2 or 1, `true` a timeout of a second, and
+/// `hostname = 5` the name "5"; a list or table of the wrong kind fails
+/// without naming its key. A value of the wrong kind is an error naming
+/// its key instead (`listener[0].address` inside a table), in a file or
+/// the environment alike (where every value starts as text: `1000` is a
+/// whole number there, `1.5` is not; `from_env` are the keys it set, whose
+/// text settings are text whatever they look like).
+fn check_kinds(built: &Config, from_env: &HashSet<String>) -> Result<(), SettingsError> {
     use config::ValueKind as K;
     let number_text = |t: &str, whole: bool| {
         let t = t.trim();
@@ -320,6 +323,58 @@ fn check_kinds(built: &Config) -> Result<(), SettingsError> {
             }
         }
     }
+    for &key in TEXT_KEYS {
+        if let Ok(v) = built.get::<config::Value>(key) {
+            // The environment's values are all text (a MAILDOOR_MAILDIR of
+            // `2024` only looks like a number), and it overrides the files.
+            if !from_env.contains(key) && !matches!(v.kind, K::String(_)) {
+                return Err(bad(key, format!("{v} is not text (write it in quotes)")));
+            }
+        }
+    }
+    for &key in LIST_KEYS {
+        if let Ok(v) = built.get::<config::Value>(key) {
+            let fits = match &v.kind {
+                K::Array(items) => items.iter().all(|i| matches!(i.kind, K::String(_))),
+                _ => false,
+            };
+            if !fits {
+                return Err(bad(key, "must be a list of text, like [\"a\", \"b\"]"));
+            }
+        }
+    }
+    if let Ok(v) = built.get::<config::Value>("tls") {
+        let K::Table(t) = &v.kind else {
+            return Err(bad(
+                "tls",
+                format!("{v} is not a table ([tls] with cert and key)"),
+            ));
+        };
+        check_table("tls", t, &[("cert", Kind::Text), ("key", Kind::Text)], None)?;
+    }
+    if let Ok(v) = built.get::<config::Value>("listener") {
+        let K::Array(items) = &v.kind else {
+            return Err(bad(
+                "listener",
+                format!("{v} is not a list of [[listener]] tables"),
+            ));
+        };
+        let fields = [
+            ("address", Kind::Text),
+            ("proxy_protocol", Kind::Switch),
+            ("implicit_tls", Kind::Switch),
+        ];
+        for (n, item) in items.iter().enumerate() {
+            let key = format!("listener[{n}]");
+            let K::Table(t) = &item.kind else {
+                return Err(bad(
+                    &key,
+                    format!("{item} is not a table (address, proxy_protocol, implicit_tls)"),
+                ));
+            };
+            check_table(&key, t, &fields, Some("address"))?;
+        }
+    }
     if let Ok(v) = built.get::<config::Value>("reuse_port") {
         let fits = match &v.kind {
             K::Boolean(_) => true,
@@ -329,6 +384,62 @@ fn check_kinds(built: &Config) -> Result<(), SettingsError> {
         if !fits {
             return Err(bad("reuse_port", format!("{v} is not true or false")));
         }
+    }
+    Ok(())
+}
+
+/// Text settings: a number or a switch there is a mistake, not a name.
+const TEXT_KEYS: &[&str] = &[
+    "hostname",
+    "maildir",
+    "bare_lf",
+    "long_lines",
+    "delivery",
+    "mailboxes",
+    "recipient_delimiter",
+    "log_level",
+    "tls_cert",
+    "tls_key",
+];
+
+/// What a field of a table setting holds.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Switch,
+}
+
+/// Checks the fields of table `key` (`[tls]`, one `[[listener]]`): only
+/// `fields`, each of its kind, and `required` present; errors name the
+/// field as `key.field`.
+fn check_table(
+    key: &str,
+    table: &config::Map<String, config::Value>,
+    fields: &[(&str, Kind)],
+    required: Option<&str>,
+) -> Result<(), SettingsError> {
+    for (name, v) in table {
+        let Some((_, kind)) = fields.iter().find(|(f, _)| f == name) else {
+            let known: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+            return Err(bad(
+                &format!("{key}.{name}"),
+                format!("unknown key (known: {})", known.join(", ")),
+            ));
+        };
+        let fits = match kind {
+            Kind::Text => matches!(v.kind, config::ValueKind::String(_)),
+            Kind::Switch => matches!(v.kind, config::ValueKind::Boolean(_)),
+        };
+        if !fits {
+            let what = match kind {
+                Kind::Text => "text (write it in quotes)",
+                Kind::Switch => "true or false",
+            };
+            return Err(bad(&format!("{key}.{name}"), format!("{v} is not {what}")));
+        }
+    }
+    if let Some(field) = required.filter(|f| !table.contains_key(*f)) {
+        return Err(bad(&format!("{key}.{field}"), "missing"));
     }
     Ok(())
 }
@@ -362,6 +473,7 @@ impl Settings {
                 }
             }
         }
+        let from_env: HashSet<String> = vars.keys().cloned().collect();
         b = b.add_source(
             Environment::default()
                 .source(Some(vars))
@@ -403,7 +515,7 @@ impl Settings {
             b = set(b, "tls_key", k.to_string_lossy().into_owned().into())?;
         }
         let built = b.build().map_err(|e| SettingsError(e.to_string()))?;
-        check_kinds(&built)?;
+        check_kinds(&built, &from_env)?;
         let raw: Raw = Config::try_deserialize(built).map_err(|e| {
             let e = e.to_string();
             match &over.config {
@@ -961,6 +1073,26 @@ mod tests {
             ("command_timeout = true", "command_timeout"),
             ("reuse_port = 1", "reuse_port"),
             ("reuse_port = \"yes\"", "reuse_port"),
+            ("hostname = 5", "hostname"),
+            ("maildir = true", "maildir"),
+            ("domains = \"example.test\"", "domains"),
+            ("domains = [\"a.test\", 5]", "domains"),
+            ("listen = 2525", "listen"),
+            ("proxy_trusted = \"127.0.0.1\"", "proxy_trusted"),
+            ("tls = \"x\"", "tls"),
+            ("[tls]\nbogus = 1", "tls.bogus"),
+            ("[tls]\ncert = 1", "tls.cert"),
+            ("listener = \"x\"", "listener"),
+            ("listener = [5]", "listener[0]"),
+            ("[[listener]]\nproxy_protocol = true", "listener[0].address"),
+            (
+                "[[listener]]\naddress = \"127.0.0.1:2525\"\nimplicit_tls = \"yes\"",
+                "listener[0].implicit_tls",
+            ),
+            (
+                "[[listener]]\naddress = \"127.0.0.1:2525\"\nport = 1",
+                "listener[0].port",
+            ),
         ] {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains(&format!("{key}: ")), "{text}: {err}");
@@ -968,13 +1100,18 @@ mod tests {
         let s = load("max_message_size = \"1000\"\ncommand_timeout = 2.5\nreuse_port = true\n").unwrap();
         assert_eq!(s.max_message_size, 1000);
         assert_eq!(s.command_timeout, Duration::from_millis(2500));
-        // The environment's text: whole numbers and seconds as written.
+        // The environment's text: whole numbers and seconds as written,
+        // and text that looks like a number is still text.
         let s = Settings::load(
             &Overrides::default(),
-            env(&[("MAILDOOR_MAX_RECIPIENTS", "7"), ("MAILDOOR_DATA_TIMEOUT", "0.5")]),
+            env(&[
+                ("MAILDOOR_MAX_RECIPIENTS", "7"),
+                ("MAILDOOR_DATA_TIMEOUT", "0.5"),
+                ("MAILDOOR_HOSTNAME", "5"),
+            ]),
         )
         .unwrap();
-        assert_eq!(s.max_recipients, 7);
+        assert_eq!((s.max_recipients, s.hostname.as_str()), (7, "5"));
     }
 
     #[test]

@@ -40,7 +40,12 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsErro
     }
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError {
         key: "tls_key",
-        why: format!("{}: {e}", key.display()),
+        why: match e {
+            rustls::pki_types::pem::Error::NoItemsFound => {
+                format!("{}: no PEM private key in it", key.display())
+            }
+            e => format!("{}: {e}", key.display()),
+        },
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
@@ -48,7 +53,18 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsErro
         .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private))
         .map_err(|e| TlsError {
             key: "tls_key",
-            why: format!("does not fit the certificate in {}: {e}", cert.display()),
+            why: match e {
+                rustls::Error::InconsistentKeys(_) => format!(
+                    "{} is not the key of the certificate in {}",
+                    key.display(),
+                    cert.display()
+                ),
+                e => format!(
+                    "{}: unusable with the certificate in {}: {e}",
+                    key.display(),
+                    cert.display()
+                ),
+            },
         })?;
     Ok(Arc::new(config))
 }
@@ -106,7 +122,13 @@ mod tests {
         assert_eq!(load_config(&k, &c).unwrap_err().key, "tls_cert");
         let (_, other_key) = self_signed("other.test").unwrap();
         std::fs::write(&k, other_key).unwrap();
-        assert_eq!(load_config(&c, &k).unwrap_err().key, "tls_key");
+        let e = load_config(&c, &k).unwrap_err();
+        assert_eq!(e.key, "tls_key");
+        let mismatch = format!("is not the key of the certificate in {}", c.display());
+        assert!(e.why.ends_with(&mismatch), "{e}");
+        std::fs::write(&k, "junk\n").unwrap();
+        let e = load_config(&c, &k).unwrap_err();
+        assert!(e.why.ends_with("no PEM private key in it"), "{e}");
         assert_eq!(
             load_config(&c, &dir.path().join("missing.pem")).unwrap_err().key,
             "tls_key"

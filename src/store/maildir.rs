@@ -377,7 +377,18 @@ fn create_layout(root: &Path, above: Option<&Path>, mode: u32) -> io::Result<()>
     let mut dirs = fs::DirBuilder::new();
     dirs.recursive(true).mode(mode);
     for sub in ["tmp", "new", "cur"] {
-        dirs.create(root.join(sub))?;
+        let dir = root.join(sub);
+        dirs.create(&dir).map_err(|e| match e.kind() {
+            // Say which path is in the way: "File exists" alone does not.
+            io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => io::Error::new(
+                e.kind(),
+                format!(
+                    "{} (or a directory above it) is not a directory: {e}",
+                    dir.display()
+                ),
+            ),
+            _ => e,
+        })?;
     }
     File::open(root)?.sync_all()?;
     let mut dir = root;

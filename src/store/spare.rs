@@ -348,13 +348,16 @@ mod tests {
     fn where_spares_cannot_work_files_are_made_as_before() {
         let (dir, md) = after_files(HOT_TAKES + 1);
         spares(&md).give_up(&std::io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        // The warm-up itself may have taken a spare the maker was quick
+        // to make: count only what is taken from here on.
+        let taken_before = spares(&md).state().taken;
         for _ in 0..HOT_TAKES * 2 {
             let tmp = md.create(&md.next_id()).unwrap();
             assert!(md.commit(tmp).unwrap().exists());
         }
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(spares(&md).ready(), 0);
-        assert_eq!(spares(&md).state().taken, 0);
+        assert_eq!(spares(&md).state().taken, taken_before);
         assert_eq!(entries(&dir.path().join("new")), HOT_TAKES as usize * 2);
         assert!(cannot_work(&std::io::Error::from_raw_os_error(libc::EOPNOTSUPP)));
         assert!(!cannot_work(&std::io::Error::from_raw_os_error(libc::ENOSPC)));
