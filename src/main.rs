@@ -178,7 +178,11 @@ fn mailbox(args: &maildoor::mailbox::MailboxArgs, layout: &maildoor::mailbox::La
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("maildoor: {e}");
+            // File names are anyone's bytes: no terminal controls from them.
+            eprintln!(
+                "maildoor: {}",
+                maildoor::mailbox::message::sanitize(&e.to_string(), false)
+            );
             ExitCode::FAILURE
         }
     }

@@ -45,7 +45,7 @@ pub enum MailboxCmd {
         /// Print the stored bytes exactly.
         #[arg(long, conflicts_with = "headers")]
         raw: bool,
-        /// Print every header, decoded.
+        /// Print every header, decoded, and nothing else (no text).
         #[arg(long)]
         headers: bool,
         /// Leave the message unseen (no move to cur/).
@@ -172,7 +172,8 @@ pub fn run(
             let sel = select(layout, user)?;
             let entry = resolve(&sel, id)?;
             sel.mailbox.delete(&entry)?;
-            writeln!(out, "deleted {} ({})", entry.name.queue_id, entry.name.file).map_err(stdout_error)
+            let what = format!("{} ({})", entry.name.queue_id, entry.name.file);
+            writeln!(out, "deleted {}", message::sanitize(&what, false)).map_err(stdout_error)
         }
         MailboxCmd::Count { json } => count(&select(layout, user)?, *json, out, err),
         MailboxCmd::Watch { json } => {

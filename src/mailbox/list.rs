@@ -40,8 +40,11 @@ impl Row {
         if let Err(why) = &row.summary {
             let _ = writeln!(
                 err,
-                "maildoor: warning: {}: not a valid message: {why}",
-                entry.path.display()
+                "maildoor: warning: {}",
+                sanitize(
+                    &format!("{}: not a valid message: {why}", entry.path.display()),
+                    false
+                )
             );
         }
         Some(row)

@@ -45,19 +45,46 @@ pub enum Invalid {
     Parse(String),
 }
 
+/// Longest header value decoded whole. mailparse's decoding of encoded
+/// words takes time quadratic in a value's length (it finds each word's
+/// neighbours by counting characters from the start): a Subject of 60,000
+/// encoded words on one line, 1 MB, took 4-10 s to list, and the server
+/// accepts such a message. Past this, a value is cut at a space.
+const MAX_DECODED: usize = 16 * 1024;
+
 /// A header value decoded for people: encoded words and UTF-8 (or, failing
-/// that, Latin-1) turned into text, folding undone.
+/// that, Latin-1) turned into text, folding undone. A value longer than
+/// [`MAX_DECODED`] octets is cut and ends in " …".
 pub fn decode_value(h: &MailHeader<'_>) -> String {
-    h.get_value().trim().to_string()
+    let raw = h.get_value_raw();
+    let Some(head) = raw.get(..MAX_DECODED) else {
+        return h.get_value().trim().to_string();
+    };
+    let cut = head
+        .iter()
+        .rposition(u8::is_ascii_whitespace)
+        .unwrap_or(head.len());
+    let line = [b"X: ", head.get(..cut).unwrap_or(head)].concat();
+    let text = match mailparse::parse_header(&line) {
+        Ok((short, _)) => short.get_value(),
+        Err(_) => String::from_utf8_lossy(head).into_owned(),
+    };
+    format!("{} …", text.trim())
 }
 
 /// Characters that could steer a terminal (escape sequences, CR, NUL...)
-/// become U+FFFD; tabs and, when `keep_newlines`, newlines stay.
+/// become U+FFFD, and so do the bidirectional overrides and isolates
+/// that make text read in another order than it is (`report<U+202E>fdp.exe`
+/// shows as "report exe.pdf"). With `keep_newlines` (a body), newlines
+/// and tabs stay; in a one-line field a tab becomes a space, so that it
+/// cannot break the columns of a listing.
 pub fn sanitize(s: &str, keep_newlines: bool) -> String {
     s.chars()
         .map(|c| match c {
-            '\t' => c,
+            '\t' if keep_newlines => c,
+            '\t' => ' ',
             '\n' if keep_newlines => c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
             c if c.is_control() => '\u{FFFD}',
             c => c,
         })
@@ -125,12 +152,145 @@ pub fn summarize(raw: &[u8]) -> Result<Summary, Invalid> {
 }
 
 /// A `Date:` value as seconds since the epoch, or `None` when it names no
-/// date. mailparse's `dateparse` skips words it does not know and answers
-/// 0 when nothing was left (`"not a date"`, `"Jan 2026"`), so 0 is taken
-/// as no date: a header that really says 1970-01-01 00:00:00 UTC is dated
-/// like one that is missing, by the delivery.
+/// date. The RFC 5322 §3.3 form is read here, with its obsolete parts
+/// (§4.3: two- and three-digit years, zone names such as `EST`, comments,
+/// seconds left out); a date in that form that cannot be (`31 Feb`,
+/// `25:61`) is no date. Anything else is left to mailparse's lenient
+/// `dateparse` (an `asctime` date, say), whose 0 means it found nothing.
 pub fn parse_date(value: &str) -> Option<i64> {
-    mailparse::dateparse(value).ok().filter(|&secs| secs != 0)
+    match rfc5322_date(value) {
+        Ok(secs) => Some(secs),
+        Err(DateShape::Impossible) => None,
+        Err(DateShape::Other) => mailparse::dateparse(value).ok().filter(|&secs| secs != 0),
+    }
+}
+
+/// Why [`rfc5322_date`] gave no time.
+#[derive(Debug, PartialEq, Eq)]
+enum DateShape {
+    /// Laid out as RFC 5322 says, but no such moment (`31 Feb`, `24:00`).
+    Impossible,
+    /// Not laid out as RFC 5322 says.
+    Other,
+}
+
+/// `[day-of-week ","] day month year hour ":" minute [":" second] [zone]`,
+/// comments and extra white space aside; a missing or unknown zone is
+/// taken as UTC (RFC 5322 §4.3 reads unknown military zones as `-0000`).
+fn rfc5322_date(value: &str) -> Result<i64, DateShape> {
+    use DateShape::{Impossible, Other};
+    // Comments out (nested ones too), commas as white space.
+    let mut text = String::with_capacity(value.len());
+    let mut depth = 0u32;
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth > 0 => {}
+            ',' => text.push(' '),
+            c => text.push(c),
+        }
+    }
+    let mut words = text.split_whitespace().peekable();
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    if words
+        .peek()
+        .is_some_and(|w| DAYS.iter().any(|d| w.to_ascii_lowercase().starts_with(d)))
+    {
+        words.next();
+    }
+    let number = |w: Option<&str>, most: usize| -> Result<(i64, usize), DateShape> {
+        let w = w.ok_or(Other)?;
+        if w.is_empty() || w.len() > most || !w.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Other);
+        }
+        Ok((w.parse().map_err(|_| Other)?, w.len()))
+    };
+    let (day, _) = number(words.next(), 2)?;
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = words.next().ok_or(Other)?.to_ascii_lowercase();
+    let month = MONTHS.iter().position(|m| *m == month).ok_or(Other)? + 1;
+    let (year, digits) = number(words.next(), 9)?;
+    let year = match digits {
+        2 if year < 50 => 2000 + year,
+        2 | 3 => 1900 + year,
+        _ => year,
+    };
+    let mut clock = words.next().ok_or(Other)?.split(':');
+    let (hour, _) = number(clock.next(), 2)?;
+    let (minute, _) = number(clock.next(), 2)?;
+    let second = match clock.next() {
+        Some(s) => number(Some(s), 2)?.0,
+        None => 0,
+    };
+    if clock.next().is_some() {
+        return Err(Other);
+    }
+    let offset = match words.next() {
+        None => 0,
+        Some(zone) => zone_offset(zone).ok_or(Other)?,
+    };
+    if words.next().is_some() {
+        return Err(Other);
+    }
+    let days_in_month = match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // A leap second (60) is the last second of its minute here: Unix
+    // time has no room for it.
+    if !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return Err(Impossible);
+    }
+    let days = days_from_civil(year, month as i64, day);
+    Ok(days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset)
+}
+
+/// A zone's offset east of UTC in seconds: `+hhmm`/`-hhmm`, or one of the
+/// obsolete names (RFC 5322 §4.3); military letters are unknown, so UTC.
+fn zone_offset(zone: &str) -> Option<i64> {
+    let bytes = zone.as_bytes();
+    if let [sign @ (b'+' | b'-'), digits @ ..] = bytes {
+        if digits.len() != 4 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n: i64 = zone.get(1..)?.parse().ok()?;
+        let (hours, minutes) = (n / 100, n % 100);
+        if minutes > 59 {
+            return None;
+        }
+        let secs = hours * 3600 + minutes * 60;
+        return Some(if *sign == b'-' { -secs } else { secs });
+    }
+    let hours = match zone.to_ascii_uppercase().as_str() {
+        "UT" | "UTC" | "GMT" | "Z" => 0,
+        "EDT" => -4,
+        "EST" | "CDT" => -5,
+        "CST" | "MDT" => -6,
+        "MST" | "PDT" => -7,
+        "PST" => -8,
+        z if z.len() == 1 && z.bytes().all(|b| b.is_ascii_alphabetic() && b != b'J') => 0,
+        _ => return None,
+    };
+    Some(hours * 3600)
+}
+
+/// Days from 1970-01-01 to the given date of the proleptic Gregorian
+/// calendar (negative before it): count whole 400-year eras, then the
+/// days into the era with the year taken to start in March, so that a
+/// leap day falls at its end.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// The recipients in maildoor's own `Received:` header (the first one
@@ -396,6 +556,34 @@ mod tests {
     }
 
     #[test]
+    fn dates_in_every_form_rfc_5322_allows() {
+        let nov25 = 1_795_606_291; // 2026-11-25 11:31:31 UTC
+        for (date, want) in [
+            ("Wed, 25 Nov 2026 11:31:31 +0000", Some(nov25)),
+            ("Wed,25 Nov 2026 11:31:31 +0000", Some(nov25)),
+            ("  wed ,  25  nov  2026  11:31:31  +0000  (UTC) ", Some(nov25)),
+            ("25 Nov 2026 06:31:31 -0500", Some(nov25)),
+            ("25 Nov 2026 06:31:31 EST", Some(nov25)),
+            ("25 Nov 2026 11:31 EST", Some(nov25 - 31 + 5 * 3600)),
+            ("Wed, 25 Nov 2026 11:31 EST", Some(nov25 - 31 + 5 * 3600)),
+            ("25 Nov 26 11:31:31 GMT", Some(nov25)),
+            ("Thu, 01 Jan 1970 00:00:00 +0000", Some(0)),
+            ("Wed, 31 Dec 1969 23:59:59 +0000", Some(-1)),
+            ("Thu, 01 Jan 1970 01:00:00 +0100", Some(0)),
+            ("29 Feb 2024 00:00:00 +0000", Some(1_709_164_800)),
+            ("1 Mar 2000 00:00:00 +0000", Some(951_868_800)),
+            ("30 Jun 2026 23:59:60 +0000", Some(1_782_863_999)),
+            // Laid out right, but no such moment.
+            ("31 Feb 2026 10:00:00 +0000", None),
+            ("29 Feb 2100 10:00:00 +0000", None),
+            ("25 Nov 2026 25:61:61 +0000", None),
+            ("25 Nov 2026 24:00:00 +0000", None),
+        ] {
+            assert_eq!(parse_date(date), want, "{date}");
+        }
+    }
+
+    #[test]
     fn envelope_recipients_of_a_header_written_before_comments_were_escaped() {
         let raw = "Received: from x ([::1]:1)\n\tby h (maildoor) with SMTP id 1.M2P3Q4\n\t(envelope recipients: <\"a\\\"b\"@x.test>,\n\t <c@x.test>);\n\tThu, 01 Jan 1970 00:00:00 +0000\n\n";
         let s = summarize(raw.as_bytes()).unwrap();
@@ -466,11 +654,32 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_header_value_is_cut_not_decoded_for_seconds() {
+        let words = "=?UTF-8?B?w6k=?= ".repeat(60_000);
+        let raw = format!("Subject: {words}\n\n");
+        let (h, _) = mailparse::parse_header(raw.as_bytes()).unwrap();
+        let v = decode_value(&h);
+        assert!(
+            v.starts_with("ééé") && v.ends_with("é …"),
+            "{}",
+            v.get(..20).unwrap_or(&v)
+        );
+        assert!(v.chars().filter(|&c| c == 'é').count() < 1100, "{}", v.len());
+        let (small, _) = mailparse::parse_header(b"Subject: =?UTF-8?B?w6k=?= x\n").unwrap();
+        assert_eq!(decode_value(&small), "é x");
+    }
+
+    #[test]
     fn sanitizes_terminal_controls() {
         assert_eq!(
             sanitize("a\x1b[2Jb\tc\nd\r", false),
-            "a\u{FFFD}[2Jb\tc\u{FFFD}d\u{FFFD}"
+            "a\u{FFFD}[2Jb c\u{FFFD}d\u{FFFD}"
         );
-        assert_eq!(sanitize("x\ny", true), "x\ny");
+        assert_eq!(sanitize("x\ny\tz", true), "x\ny\tz");
+        assert_eq!(
+            sanitize("report \u{202E}fdp.exe", false),
+            "report \u{FFFD}fdp.exe"
+        );
+        assert_eq!(sanitize("\u{2067}x\u{2069}", true), "\u{FFFD}x\u{FFFD}");
     }
 }

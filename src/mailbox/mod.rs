@@ -318,7 +318,7 @@ impl Mailbox {
         entries.sort_by(|a, b| {
             (a.delivered, a.name.counter, &a.name.file).cmp(&(b.delivered, b.name.counter, &b.name.file))
         });
-        let hashes: Vec<String> = entries.iter().map(|e| name::hash_hex(&e.name.queue_id)).collect();
+        let hashes: Vec<String> = entries.iter().map(|e| name::hash_hex(&e.name.unique)).collect();
         for (e, short) in entries.iter_mut().zip(name::short_ids(&hashes)) {
             e.short = short;
         }
@@ -413,7 +413,7 @@ fn resolve_where<'a>(
             .filter(here)
             .filter(|e| {
                 let by_short =
-                    hex.len() >= SHORT_PREFIX_MIN && name::hash_hex(&e.name.queue_id).starts_with(&hex);
+                    hex.len() >= SHORT_PREFIX_MIN && name::hash_hex(&e.name.unique).starts_with(&hex);
                 by_short || e.name.queue_id.starts_with(id)
             })
             .collect()

@@ -116,11 +116,14 @@ fn sorted_flags(flags: &str) -> String {
     v.into_iter().collect()
 }
 
-/// A 64-bit FNV-1a hash of a queue id, as 16 hex digits: the stable root
-/// of the short id (it does not change when other messages come and go).
-pub fn hash_hex(queue_id: &str) -> String {
+/// A 64-bit FNV-1a hash of a file name's unique part, as 16 hex digits:
+/// the stable root of the short id (it does not change when other
+/// messages come and go, nor when the message is read and moves to
+/// `cur/`). The unique part, not the queue id: two hosts' deliveries into
+/// one Maildir may share a queue id, never a unique part.
+pub fn hash_hex(unique: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in queue_id.bytes() {
+    for b in unique.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }

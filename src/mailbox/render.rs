@@ -52,11 +52,79 @@ fn is_attachment(part: &ParsedMail<'_>) -> bool {
 }
 
 fn part_name(part: &ParsedMail<'_>) -> Option<String> {
-    let disp = part.get_content_disposition();
-    disp.params
-        .get("filename")
-        .or_else(|| part.ctype.params.get("name"))
-        .map(|n| decode_words(n))
+    params_of(part, "Content-Disposition")
+        .remove("filename")
+        .or_else(|| params_of(part, "Content-Type").remove("name"))
+        .map(|n| decode_words(&n))
+}
+
+/// Stands for a `;` inside a quoted string while mailparse reads the
+/// parameters (a private-use character, unlikely in a header).
+const QUOTED_SEMICOLON: char = '\u{E000}';
+
+/// The parameters of a part's `header` (`Content-Type`,
+/// `Content-Disposition`), names lower-cased, RFC 2231 continuations and
+/// charsets decoded by mailparse, but quoted strings kept whole: mailparse
+/// cuts parameters at every `;`, even inside quotes (`filename="a;b.pdf"`
+/// would become `"a`). The quoted `;` are hidden from it and put back,
+/// and quoted pairs (`\"`) unescaped.
+fn params_of(part: &ParsedMail<'_>, header: &str) -> std::collections::BTreeMap<String, String> {
+    let Some(value) = part.headers.get_first_value(header) else {
+        return std::collections::BTreeMap::new();
+    };
+    let hidden = if value.contains(QUOTED_SEMICOLON) {
+        value
+    } else {
+        hide_quoted_semicolons(&value)
+    };
+    mailparse::parse_content_disposition(&hidden)
+        .params
+        .into_iter()
+        .map(|(k, v)| (k, unquote(&v)))
+        .collect()
+}
+
+/// `value` with each `;` inside a quoted string replaced by
+/// [`QUOTED_SEMICOLON`].
+fn hide_quoted_semicolons(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let (mut quoted, mut escaped) = (false, false);
+    for c in value.chars() {
+        let c = match c {
+            _ if escaped => {
+                escaped = false;
+                c
+            }
+            '\\' if quoted => {
+                escaped = true;
+                c
+            }
+            '"' => {
+                quoted = !quoted;
+                c
+            }
+            ';' if quoted => QUOTED_SEMICOLON,
+            c => c,
+        };
+        out.push(c);
+    }
+    out
+}
+
+/// A parameter value as [`params_of`] got it back: hidden `;` restored,
+/// quoted pairs (RFC 5322 §3.2.1) unescaped. A backslash cannot be part
+/// of a token, so only quoted strings hold one.
+fn unquote(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            QUOTED_SEMICOLON => out.push(';'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The names IANA registers for US-ASCII (with `csascii`). encoding_rs
@@ -407,6 +475,31 @@ mod tests {
         assert!(
             out.contains("  1. data.bin  application/octet-stream  5 bytes\n"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn attachment_names_keep_quoted_semicolons_and_quotes() {
+        let part = |params: &str| {
+            format!("--M\nContent-Type: application/pdf{params}\nContent-Transfer-Encoding: base64\n\nAAEC\n")
+        };
+        let raw = format!(
+            "Subject: s\nContent-Type: multipart/mixed; boundary=M\n\n--M\nContent-Type: text/plain\n\nHi.\n{}{}{}{}{}--M--\n",
+            part("\nContent-Disposition: attachment; filename=\"semi;colon.pdf\"; size=3"),
+            part("; name=\"=?UTF-8?Q?a;b.pdf?=\""),
+            part("\nContent-Disposition: attachment; filename=\"=?UTF-8?B?w6k7eC5wZGY=?=\""),
+            part("\nContent-Disposition: attachment; filename=\"quote\\\"d.pdf\""),
+            part("\nContent-Disposition: attachment; filename*=UTF-8''%C3%A4%3B.pdf"),
+        );
+        let r = readable(raw.as_bytes()).unwrap();
+        let names: Vec<_> = r
+            .attachments
+            .iter()
+            .map(|a| a.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            names,
+            ["semi;colon.pdf", "a;b.pdf", "é;x.pdf", "quote\"d.pdf", "ä;.pdf"]
         );
     }
 

@@ -35,6 +35,27 @@ fn scan_orders_by_delivery_and_skips_dot_files_and_tmp() {
 }
 
 #[test]
+fn two_hosts_sharing_a_queue_id_get_short_ids_of_their_own() {
+    let (dir, mb) = maildir();
+    put(dir.path(), "new", "1733200001.M1P1Q1.hostA,S=30", "A: b\n\n");
+    put(dir.path(), "cur", "1733200001.M1P1Q1.hostB,S=35:2,S", "A: b\n\n");
+    let e = mb.scan().unwrap();
+    assert_ne!(e[0].short, e[1].short);
+    for one in &e {
+        assert_eq!(one.short.len(), name::SHORT_MIN, "{}", one.short);
+        assert_eq!(resolve_in(&e, &one.short).unwrap().name.file, one.name.file);
+    }
+    // The short id stays when the message is read (new/ to cur/).
+    let before = e.iter().find(|x| x.folder == Folder::New).unwrap().short.clone();
+    let read = mb
+        .mark_seen(e.iter().find(|x| x.folder == Folder::New).unwrap())
+        .unwrap();
+    let after = mb.scan().unwrap();
+    let moved = after.iter().find(|x| x.path == read).unwrap();
+    assert_eq!(moved.short, before);
+}
+
+#[test]
 fn not_a_maildir() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("new")).unwrap();

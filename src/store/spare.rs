@@ -302,9 +302,15 @@ mod tests {
         }
         // Made, but nameless: nothing in tmp/ to see or to sweep.
         assert_eq!(entries(&dir.path().join("tmp")), 0);
+        // The warm-up itself may have taken one the maker was quick to make.
+        let taken_before = spares(&md).state().taken;
         let id = md.next_id();
         let mut tmp = md.create(&id).unwrap();
-        assert_eq!(spares(&md).state().taken, 1, "the message's file was a spare");
+        assert_eq!(
+            spares(&md).state().taken,
+            taken_before + 1,
+            "the message's file was a spare"
+        );
         let names: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
