@@ -662,6 +662,11 @@ where
     }
 }
 
+/// The reply to a sender below `min_data_rate`.
+fn rate_reply(host: &str) -> Reply {
+    Reply::new(421, codes::TIMEOUT, format!("{host} Error: data rate too low"))
+}
+
 fn timeout_reply(host: &str, session_end: Instant) -> Reply {
     let what = if Instant::now() >= session_end {
         "session time limit exceeded"
@@ -802,8 +807,23 @@ where
                 }
             }
         }
-        let deadline = (Instant::now() + limits.data_timeout).min(session_end);
+        let mut deadline = (Instant::now() + limits.data_timeout).min(session_end);
+        // A sender that goes quiet falls below the minimum rate too: at
+        // the moment its average would, if nothing more came (not only
+        // when its next bytes arrive, or at data_timeout).
+        let received = cut.received + wire.pending().len() as u64;
+        let rate_deadline = (limits.min_data_rate > 0)
+            .then(|| Duration::from_secs_f64(received as f64 / limits.min_data_rate as f64))
+            .and_then(|due| started.checked_add(due.max(limits.rate_grace)));
+        let too_slow = rate_deadline.filter(|r| *r < deadline);
+        if let Some(r) = too_slow {
+            deadline = r;
+        }
         match wire.fill(deadline, ServerPhase::Abort).await {
+            Read::Timeout if too_slow.is_some() => {
+                wire.reply(&rate_reply(host));
+                return Err(End::Timeout);
+            }
             Read::Data => {
                 // One read filled the whole buffer: a fast, big sender.
                 if wire.pending().len() >= DATA_BUF {
@@ -827,11 +847,7 @@ where
         let expected = limits.min_data_rate as f64 * elapsed.as_secs_f64();
         let received = cut.received + wire.pending().len() as u64;
         if elapsed > limits.rate_grace && (received as f64) < expected {
-            wire.reply(&Reply::new(
-                421,
-                codes::TIMEOUT,
-                format!("{host} Error: data rate too low"),
-            ));
+            wire.reply(&rate_reply(host));
             return Err(End::Timeout);
         }
     }

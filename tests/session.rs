@@ -510,6 +510,27 @@ fn slow_data_rate_is_cut_off() {
 }
 
 #[test]
+fn a_sender_that_goes_quiet_is_cut_off_at_the_minimum_rate_not_the_data_timeout() {
+    let srv = TestServer::with(|s| {
+        s.min_data_rate = 1000;
+        s.data_rate_grace = Duration::from_millis(200);
+        s.data_timeout = Duration::from_secs(60);
+    });
+    let mut c = srv.client();
+    c.open_data();
+    // 500 octets keep up the rate for half a second; then nothing.
+    c.send(&b"x".repeat(498));
+    c.send(b"\r\n");
+    // The test client gives up on a reply after 20 s, well before the
+    // 60 s data_timeout: only the rate can end this in time.
+    let r = c.reply();
+    assert!(r.text.starts_with("421 4.4.2"), "{}", r.text);
+    assert!(r.text.contains("data rate too low"), "{}", r.text);
+    assert!(srv.wait_files("tmp", 0).is_empty());
+    assert!(srv.files("new").is_empty());
+}
+
+#[test]
 fn long_lines_setting() {
     let long = "y".repeat(1500);
     let body = format!("Subject: long\r\n\r\n{long}\r\nshort");

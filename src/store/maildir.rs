@@ -427,11 +427,12 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes the regular files in `dir` older than `age`, or whose name
-/// `abandoned` says so, except dot files (a `.gitkeep`, say, is not a
-/// message). Symbolic links are never followed, neither `dir` itself nor
-/// its entries: whoever can write in a mailbox must not be able to point
-/// the sweep at files elsewhere.
+/// Removes the regular files and symbolic links in `dir` older than `age`,
+/// or whose name `abandoned` says so, except dot files (a `.gitkeep`, say,
+/// is not a message); directories stay. Symbolic links are never
+/// followed, neither `dir` itself nor its entries: an old link is removed
+/// as itself, by its own age. Whoever can write in a mailbox must not be
+/// able to point the sweep at files elsewhere.
 fn clean_dir(
     dir: &Path,
     age: std::time::Duration,
@@ -463,7 +464,8 @@ fn clean_dir(
             .unwrap_or(UNIX_EPOCH);
         let old =
             modified.is_some_and(|m| now.saturating_sub(m) > age) || abandoned(name.to_bytes(), changed);
-        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if matches!(kind, FileType::RegularFile | FileType::Symlink)
             && old
             && rustix::fs::unlinkat(&fd, name, AtFlags::empty()).is_ok()
         {
@@ -778,6 +780,27 @@ mod tests {
         assert_eq!(md.clean_tmp(age).unwrap(), 0);
         assert!(precious.exists());
         assert!(md.root().join("tmp/link").symlink_metadata().is_ok());
+        // Once the link itself is old, it goes, as itself: the file it
+        // points to stays.
+        let old = rustix::fs::Timespec {
+            tv_sec: long_ago.duration_since(UNIX_EPOCH).unwrap().as_secs() as _,
+            tv_nsec: 0,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: old,
+            last_modification: old,
+        };
+        let link = md.root().join("tmp/link");
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &link,
+            &times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        assert_eq!(md.clean_tmp(age).unwrap(), 1);
+        assert!(link.symlink_metadata().is_err());
+        assert!(precious.exists());
     }
 
     #[test]
