@@ -151,7 +151,9 @@ fn parse_v1(input: &[u8]) -> Result<Parse, ProxyError> {
                 }
             };
             let port = |s: &str| -> Result<u16, ProxyError> {
-                if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                // Digits only, and no leading zero (spec §2.1).
+                let leading_zero = s.len() > 1 && s.starts_with('0');
+                if s.is_empty() || s.len() > 5 || leading_zero || !s.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(ProxyError::V1Malformed("bad port"));
                 }
                 s.parse().map_err(|_| ProxyError::V1Malformed("bad port"))
@@ -183,8 +185,10 @@ fn parse_v2(input: &[u8]) -> Result<Parse, ProxyError> {
     if ver_cmd >> 4 != 2 || ver_cmd & 0x0f > 1 {
         return Err(ProxyError::V2Command(ver_cmd));
     }
+    let local = ver_cmd & 0x0f == 0;
     // Families UNSPEC, INET, INET6, UNIX; protocols UNSPEC, STREAM, DGRAM.
-    if family >> 4 > 3 || family & 0x0f > 2 {
+    // LOCAL ignores the family, whatever it says (spec §2.2).
+    if !local && (family >> 4 > 3 || family & 0x0f > 2) {
         return Err(ProxyError::V2Family(family));
     }
     if payload > V2_MAX_PAYLOAD {
@@ -198,7 +202,7 @@ fn parse_v2(input: &[u8]) -> Result<Parse, ProxyError> {
     };
     // LOCAL (spec §2.2: "the receiver must ... use the real connection
     // endpoints"), and families we do not route: keep the real addresses.
-    if ver_cmd & 0x0f == 0 {
+    if local {
         return Ok(Parse::Done {
             header: Header::Local,
             len,

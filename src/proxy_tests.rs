@@ -72,6 +72,10 @@ fn v1_refusals() {
         "PROXY TCP6 192.0.2.1 2001:db8::2 1 25\r\n",
         "PROXY TCP4 192.0.2.1 198.51.100.2 65536 25\r\n",
         "PROXY TCP4 192.0.2.1 198.51.100.2 -1 25\r\n",
+        // No leading zeros in ports (spec §2.1), as in addresses.
+        "PROXY TCP4 192.0.2.1 198.51.100.2 04990 25\r\n",
+        "PROXY TCP4 192.0.2.1 198.51.100.2 4990 025\r\n",
+        "PROXY TCP4 192.0.2.1 198.51.100.2 00 25\r\n",
         "PROXY TCP4  192.0.2.1 198.51.100.2 1 25\r\n",
         "PROXY UDP4 192.0.2.1 198.51.100.2 1 25\r\n",
         "PROXY TCP4 192.0.2.1 198.51.100.2 1 25\n\n\n\n\n",
@@ -134,6 +138,11 @@ fn v2_local_unspec_and_unix_keep_the_connection() {
     assert_eq!(feed(&local_addr), Ok((Header::Local, 28)));
     let unix = v2(1, 0x31, &[0u8; 216]);
     assert_eq!(feed(&unix), Ok((Header::Local, 232)));
+    // LOCAL ignores the family, even one that is not assigned (spec §2.2:
+    // "discard the protocol block including the family").
+    for fam in [0x41, 0x13, 0xff, 0x51] {
+        assert_eq!(feed(&v2(0, fam, b"abcd")), Ok((Header::Local, 20)), "{fam:#04x}");
+    }
 }
 
 #[test]
@@ -144,8 +153,8 @@ fn v2_refusals() {
     let mut bad_cmd = v2(1, 0x11, &[0; 12]);
     bad_cmd[12] = 0x22;
     assert_eq!(feed(&bad_cmd), Err(ProxyError::V2Command(0x22)));
-    // Unassigned family or protocol nibbles, whatever the command.
-    for (cmd, fam) in [(1, 0x13), (1, 0x1f), (1, 0x23), (1, 0x41), (1, 0xf1), (0, 0x51)] {
+    // Unassigned family or protocol nibbles in a PROXY command.
+    for (cmd, fam) in [(1, 0x13), (1, 0x1f), (1, 0x23), (1, 0x41), (1, 0xf1)] {
         assert_eq!(
             feed(&v2(cmd, fam, &[0; 36])),
             Err(ProxyError::V2Family(fam)),

@@ -204,6 +204,7 @@ impl Server {
                     pid,
                     implicit_tls = opts.implicit_tls,
                     proxy_protocol = opts.proxy_protocol,
+                    reuse_port = self.settings.reuse_port,
                     "listening on {addr} (pid {pid})"
                 );
             }
