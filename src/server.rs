@@ -395,7 +395,8 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<AcceptCtx>) {
                     return;
                 }
             };
-            start_session(stream, conn, Some(peer), &ctx);
+            // The socket's own 4-tuple, beside the one the header gives.
+            start_session(stream, conn, Some((peer, local)), &ctx);
         });
     }
 }
@@ -427,11 +428,12 @@ async fn read_proxy_header(stream: &mut TcpStream) -> io::Result<Header> {
 }
 
 /// Takes a place in the limits for the (real) client and runs its session,
-/// or answers 421 when the limits are reached. `via` is the proxy that
-/// relayed the connection, if any.
-fn start_session(stream: TcpStream, conn: Conn, via: Option<SocketAddr>, ctx: &AcceptCtx) {
+/// or answers 421 when the limits are reached. `via` is the socket's own
+/// pair of addresses when a proxy relayed the connection: the proxy's,
+/// and ours that it connected to (logged as `via=PROXY:PORT->OURS:PORT`).
+fn start_session(stream: TcpStream, conn: Conn, via: Option<(SocketAddr, SocketAddr)>, ctx: &AcceptCtx) {
     let (id, peer, local) = (conn.id, conn.peer, conn.local);
-    let via = via.map(tracing::field::display);
+    let via = via.map(|(proxy, ours)| tracing::field::display(format!("{proxy}->{ours}")));
     if *ctx.phase.borrow() != Phase::Running {
         // A PROXY header that arrived after shutdown began: no new session.
         return;
