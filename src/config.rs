@@ -3,7 +3,7 @@
 //! command-line flags. Everything is validated here, once, before anything
 //! binds; a bad value is an error that names its key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -292,9 +292,9 @@ const SECONDS_KEYS: &[&str] = &[
 /// without naming its key. A value of the wrong kind is an error naming
 /// its key instead (`listener[0].address` inside a table), in a file or
 /// the environment alike (where every value starts as text: `1000` is a
-/// whole number there, `1.5` is not; `from_env` are the keys it set, whose
-/// text settings are text whatever they look like).
-fn check_kinds(built: &Config, from_env: &HashSet<String>) -> Result<(), SettingsError> {
+/// whole number there, `1.5` is not; its text settings are set as text,
+/// whatever they look like: see `Settings::load`).
+fn check_kinds(built: &Config) -> Result<(), SettingsError> {
     use config::ValueKind as K;
     let number_text = |t: &str, whole: bool| {
         let t = t.trim();
@@ -325,9 +325,7 @@ fn check_kinds(built: &Config, from_env: &HashSet<String>) -> Result<(), Setting
     }
     for &key in TEXT_KEYS {
         if let Ok(v) = built.get::<config::Value>(key) {
-            // The environment's values are all text (a MAILDOOR_MAILDIR of
-            // `2024` only looks like a number), and it overrides the files.
-            if !from_env.contains(key) && !matches!(v.kind, K::String(_)) {
+            if !matches!(v.kind, K::String(_)) {
                 return Err(bad(key, format!("{v} is not text (write it in quotes)")));
             }
         }
@@ -463,17 +461,21 @@ impl Settings {
         }
         let mut vars = HashMap::new();
         let mut emptied = Vec::new();
+        let mut texts = Vec::new();
         for (k, v) in env {
             if let Some(key) = setting_of(&k) {
                 if LIST_KEYS.contains(&key.as_str()) && v.trim().is_empty() {
                     // An empty list, not a list of one empty string.
                     emptied.push(key);
+                } else if TEXT_KEYS.contains(&key.as_str()) {
+                    // Kept as written: the environment source would read
+                    // MAILDOOR_MAILDIR=007 as the number 7.
+                    texts.push((key, v));
                 } else {
                     vars.insert(key, v);
                 }
             }
         }
-        let from_env: HashSet<String> = vars.keys().cloned().collect();
         b = b.add_source(
             Environment::default()
                 .source(Some(vars))
@@ -489,6 +491,9 @@ impl Settings {
         };
         for key in emptied {
             b = set(b, &key, Vec::<String>::new().into())?;
+        }
+        for (key, v) in texts {
+            b = set(b, &key, v.into())?;
         }
         if !over.listen.is_empty() {
             b = set(b, "listen", over.listen.clone().into())?;
@@ -515,7 +520,7 @@ impl Settings {
             b = set(b, "tls_key", k.to_string_lossy().into_owned().into())?;
         }
         let built = b.build().map_err(|e| SettingsError(e.to_string()))?;
-        check_kinds(&built, &from_env)?;
+        check_kinds(&built)?;
         let raw: Raw = Config::try_deserialize(built).map_err(|e| {
             let e = e.to_string();
             match &over.config {
@@ -1107,11 +1112,13 @@ mod tests {
             env(&[
                 ("MAILDOOR_MAX_RECIPIENTS", "7"),
                 ("MAILDOOR_DATA_TIMEOUT", "0.5"),
-                ("MAILDOOR_HOSTNAME", "5"),
+                ("MAILDOOR_HOSTNAME", "007"),
+                ("MAILDOOR_MAILDIR", "1e3"),
             ]),
         )
         .unwrap();
-        assert_eq!((s.max_recipients, s.hostname.as_str()), (7, "5"));
+        assert_eq!((s.max_recipients, s.hostname.as_str()), (7, "007"));
+        assert_eq!(s.maildir, std::path::PathBuf::from("1e3"));
     }
 
     #[test]

@@ -724,6 +724,7 @@ where
         hello: state.hello(),
         peer: conn.peer,
         hostname: &shared.policy.hostname,
+        primary_domain: shared.policy.primary_domain(),
         queue_id: id.as_str(),
         tls: state.is_tls(),
         tls_details: conn.tls.as_deref(),

@@ -29,6 +29,11 @@ pub struct Summary {
     pub message_id: String,
     /// Envelope recipients from maildoor's `Received:` header.
     pub envelope_to: Vec<String>,
+    /// The addresses in `To:` and `Cc:`, read from the whole raw values
+    /// (the decoded ones above may be cut: see [`decode_value`]), for
+    /// `--user` to match against.
+    #[serde(skip)]
+    pub header_recipients: Vec<String>,
 }
 
 /// Why a file is not a message.
@@ -57,8 +62,9 @@ const MAX_DECODED: usize = 16 * 1024;
 /// [`MAX_DECODED`] octets is cut and ends in " …".
 pub fn decode_value(h: &MailHeader<'_>) -> String {
     let raw = h.get_value_raw();
-    let Some(head) = raw.get(..MAX_DECODED) else {
-        return h.get_value().trim().to_string();
+    let head = match raw.get(..MAX_DECODED) {
+        Some(head) if raw.len() > MAX_DECODED => head,
+        _ => return h.get_value().trim().to_string(),
     };
     let cut = head
         .iter()
@@ -137,6 +143,13 @@ pub fn summarize(raw: &[u8]) -> Result<Summary, Invalid> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // Addresses are never encoded words, so the raw values serve, whole:
+    // a cut display value must not hide a recipient from `--user`.
+    let header_recipients = ["To", "Cc"]
+        .iter()
+        .flat_map(|name| headers.get_all_headers(name))
+        .flat_map(|h| addresses_in(&String::from_utf8_lossy(h.get_value_raw())))
+        .collect();
     let date = headers.get_first_header("Date").map(|h| decode_value(h));
     let date_unix = date.as_deref().and_then(parse_date);
     Ok(Summary {
@@ -148,6 +161,7 @@ pub fn summarize(raw: &[u8]) -> Result<Summary, Invalid> {
         subject: get("Subject"),
         message_id: get("Message-ID"),
         envelope_to: envelope_recipients(&headers),
+        header_recipients,
     })
 }
 
@@ -214,6 +228,7 @@ fn rfc5322_date(value: &str) -> Result<i64, DateShape> {
     let month = MONTHS.iter().position(|m| *m == month).ok_or(Other)? + 1;
     let (year, digits) = number(words.next(), 9)?;
     let year = match digits {
+        1 => return Err(Other),
         2 if year < 50 => 2000 + year,
         2 | 3 => 1900 + year,
         _ => year,
@@ -230,7 +245,7 @@ fn rfc5322_date(value: &str) -> Result<i64, DateShape> {
     }
     let offset = match words.next() {
         None => 0,
-        Some(zone) => zone_offset(zone).ok_or(Other)?,
+        Some(zone) => zone_offset(zone)?,
     };
     if words.next().is_some() {
         return Err(Other);
@@ -250,33 +265,40 @@ fn rfc5322_date(value: &str) -> Result<i64, DateShape> {
     Ok(days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset)
 }
 
-/// A zone's offset east of UTC in seconds: `+hhmm`/`-hhmm`, or one of the
-/// obsolete names (RFC 5322 §4.3); military letters are unknown, so UTC.
-fn zone_offset(zone: &str) -> Option<i64> {
+/// A zone's offset east of UTC in seconds: `+hhmm`/`-hhmm` (minutes
+/// past 59 are no zone: [`DateShape::Impossible`]), or a name (RFC 5322
+/// §4.3): the North American ones it lists, UT and GMT; any other
+/// alphabetic zone (military letters, `CEST`) is unknown and read as UTC,
+/// as the RFC says to treat it as `-0000`.
+fn zone_offset(zone: &str) -> Result<i64, DateShape> {
     let bytes = zone.as_bytes();
     if let [sign @ (b'+' | b'-'), digits @ ..] = bytes {
         if digits.len() != 4 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
+            return Err(DateShape::Other);
         }
-        let n: i64 = zone.get(1..)?.parse().ok()?;
+        let n: i64 = zone
+            .get(1..)
+            .and_then(|d| d.parse().ok())
+            .ok_or(DateShape::Other)?;
         let (hours, minutes) = (n / 100, n % 100);
         if minutes > 59 {
-            return None;
+            return Err(DateShape::Impossible);
         }
         let secs = hours * 3600 + minutes * 60;
-        return Some(if *sign == b'-' { -secs } else { secs });
+        return Ok(if *sign == b'-' { -secs } else { secs });
+    }
+    if zone.is_empty() || !zone.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(DateShape::Other);
     }
     let hours = match zone.to_ascii_uppercase().as_str() {
-        "UT" | "UTC" | "GMT" | "Z" => 0,
         "EDT" => -4,
         "EST" | "CDT" => -5,
         "CST" | "MDT" => -6,
         "MST" | "PDT" => -7,
         "PST" => -8,
-        z if z.len() == 1 && z.bytes().all(|b| b.is_ascii_alphabetic() && b != b'J') => 0,
-        _ => return None,
+        _ => 0,
     };
-    Some(hours * 3600)
+    Ok(hours * 3600)
 }
 
 /// Days from 1970-01-01 to the given date of the proleptic Gregorian
@@ -466,8 +488,7 @@ impl Summary {
         self.envelope_to
             .iter()
             .map(String::as_str)
-            .chain(addresses_in(&self.to).iter().map(String::as_str))
-            .chain(addresses_in(&self.cc).iter().map(String::as_str))
+            .chain(self.header_recipients.iter().map(String::as_str))
             .any(|a| reached(normalize_address(a), primary) == user)
     }
 }
@@ -578,6 +599,13 @@ mod tests {
             ("29 Feb 2100 10:00:00 +0000", None),
             ("25 Nov 2026 25:61:61 +0000", None),
             ("25 Nov 2026 24:00:00 +0000", None),
+            ("25 Nov 2026 11:31:31 +0099", None),
+            // An unknown zone name is UTC (RFC 5322 §4.3: "-0000").
+            ("25 Nov 2026 11:31:31 CEST", Some(nov25)),
+            ("25 Nov 2026 11:31:31 z", Some(nov25)),
+            // A one-digit year is not RFC 5322's: left to mailparse,
+            // which reads it as 2005, not as the year 5.
+            ("1 Jan 5 00:00 +0000", Some(1_104_537_600)),
         ] {
             assert_eq!(parse_date(date), want, "{date}");
         }
@@ -628,6 +656,12 @@ mod tests {
         // Without a first domain, addresses are compared as written.
         assert!(UserFilter::new("postmaster", None).accepts(&s));
         assert!(!UserFilter::new("postmaster@example.org", None).accepts(&s));
+        // One recipient: the for clause names the first domain.
+        let one = "Received: from x ([::1]:1)\n\tby h (maildoor) with SMTP id 1.M2P3Q4\n\tfor <postmaster@example.org>;\n\tThu, 01 Jan 1970 00:00:00 +0000\n\n";
+        let s = summarize(one.as_bytes()).unwrap();
+        for user in ["postmaster", "postmaster@example.org", "<PostMaster@Example.ORG>"] {
+            assert!(UserFilter::new(user, Some("Example.org")).accepts(&s), "{user}");
+        }
     }
 
     #[test]
@@ -651,6 +685,17 @@ mod tests {
         assert!(matches!(check(b"A: b\n\rx"), Err(Invalid::Parse(_))));
         assert_eq!(check(b"Subject : obsolete but fine\n\n"), Ok(()));
         assert_eq!(check(b"X: y"), Ok(()));
+    }
+
+    #[test]
+    fn a_recipient_past_the_cut_of_a_long_to_header_is_still_found() {
+        let many: Vec<String> = (0..2000)
+            .map(|i| format!("=?UTF-8?B?w6k=?= <u{i}@b.test>"))
+            .collect();
+        let raw = format!("To: {}, bob@x.test\n\n", many.join(", "));
+        let s = summarize(raw.as_bytes()).unwrap();
+        assert!(s.to.ends_with(" …"), "the display value is not cut");
+        assert!(s.is_for("bob@x.test"));
     }
 
     #[test]

@@ -66,61 +66,41 @@ const QUOTED_SEMICOLON: char = '\u{E000}';
 /// `Content-Disposition`), names lower-cased, RFC 2231 continuations and
 /// charsets decoded by mailparse, but quoted strings kept whole: mailparse
 /// cuts parameters at every `;`, even inside quotes (`filename="a;b.pdf"`
-/// would become `"a`). The quoted `;` are hidden from it and put back,
-/// and quoted pairs (`\"`) unescaped.
+/// would become `"a`). The quoted `;` are hidden from it and put back, and
+/// quoted pairs (`\"`) unescaped before it reads them.
 fn params_of(part: &ParsedMail<'_>, header: &str) -> std::collections::BTreeMap<String, String> {
     let Some(value) = part.headers.get_first_value(header) else {
         return std::collections::BTreeMap::new();
     };
-    let hidden = if value.contains(QUOTED_SEMICOLON) {
-        value
-    } else {
-        hide_quoted_semicolons(&value)
-    };
-    mailparse::parse_content_disposition(&hidden)
+    if value.contains(QUOTED_SEMICOLON) {
+        return mailparse::parse_content_disposition(&value).params;
+    }
+    mailparse::parse_content_disposition(&hide_quoted_semicolons(&value))
         .params
         .into_iter()
-        .map(|(k, v)| (k, unquote(&v)))
+        .map(|(k, v)| (k, v.replace(QUOTED_SEMICOLON, ";")))
         .collect()
 }
 
 /// `value` with each `;` inside a quoted string replaced by
-/// [`QUOTED_SEMICOLON`].
+/// [`QUOTED_SEMICOLON`], and each quoted pair (RFC 5322 §3.2.1: `\"`,
+/// `\\`) by the character it stands for. mailparse only strips a value's
+/// outer quotes, so a `"` left inside does no harm.
 fn hide_quoted_semicolons(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let (mut quoted, mut escaped) = (false, false);
     for c in value.chars() {
-        let c = match c {
+        match c {
             _ if escaped => {
                 escaped = false;
-                c
+                out.push(if c == ';' { QUOTED_SEMICOLON } else { c });
             }
-            '\\' if quoted => {
-                escaped = true;
-                c
-            }
+            '\\' if quoted => escaped = true,
             '"' => {
                 quoted = !quoted;
-                c
+                out.push(c);
             }
-            ';' if quoted => QUOTED_SEMICOLON,
-            c => c,
-        };
-        out.push(c);
-    }
-    out
-}
-
-/// A parameter value as [`params_of`] got it back: hidden `;` restored,
-/// quoted pairs (RFC 5322 §3.2.1) unescaped. A backslash cannot be part
-/// of a token, so only quoted strings hold one.
-fn unquote(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.extend(chars.next()),
-            QUOTED_SEMICOLON => out.push(';'),
+            ';' if quoted => out.push(QUOTED_SEMICOLON),
             c => out.push(c),
         }
     }
@@ -501,6 +481,13 @@ mod tests {
             names,
             ["semi;colon.pdf", "a;b.pdf", "é;x.pdf", "quote\"d.pdf", "ä;.pdf"]
         );
+        // A backslash that RFC 2231 encoding carries is the name's own.
+        let raw = format!(
+            "Subject: s\nContent-Type: multipart/mixed; boundary=M\n\n--M\nContent-Type: text/plain\n\nHi.\n{}--M--\n",
+            part("\nContent-Disposition: attachment; filename*=UTF-8''a%5Cb.pdf"),
+        );
+        let r = readable(raw.as_bytes()).unwrap();
+        assert_eq!(r.attachments[0].name.as_deref(), Some("a\\b.pdf"));
     }
 
     #[test]

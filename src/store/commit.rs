@@ -329,46 +329,58 @@ fn open_marks(jobs: &[Job]) -> HashMap<PathBuf, std::fs::File> {
 /// ago, and would report every error since.) A Maildir without one has
 /// each of its files flushed on its own.
 ///
-/// A failed `syncfs` does not say whose data was lost: another program's
-/// file on the same file system counts too. So each of that Maildir's
-/// files is then flushed on its own, and only those whose own descriptor
-/// reports the error (a file's descriptor sees the errors of its own
-/// writes since it was opened, and nothing had been written to it before)
-/// fail; the rest go on, their data written and flushed again.
+/// A failed `syncfs` fails every message of its Maildir in the batch
+/// (451: the clients try again). It does not say whose data was lost, and
+/// flushing each file again would not tell either: a file's descriptor
+/// sees a failed write of its data, but not of the inode block that holds
+/// its size and extents, which on a file system without a journal (ext2,
+/// ext4 without one) `syncfs` wrote and the file's own flush then skips as
+/// clean. Better a retry than a 250 for a message that may be gone.
 fn flush_data(
     batch: Vec<Synced>,
     marks: &HashMap<PathBuf, std::fs::File>,
     syncfs: impl Fn(&std::fs::File) -> io::Result<()>,
 ) -> Vec<Synced> {
-    let alone = batch.len() == 1;
-    let mut one_by_one: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
-    if !alone {
-        let mut flushed: std::collections::HashSet<&std::path::Path> = std::collections::HashSet::new();
-        for s in &batch {
-            let root = s.maildir.root();
-            if !flushed.insert(root) {
-                continue;
+    if batch.len() == 1 {
+        return batch
+            .into_iter()
+            .filter_map(|s| match s.tmp.sync_data() {
+                Ok(()) => Some(s),
+                Err(e) => {
+                    let _ = s.done.send(Err(e));
+                    None
+                }
+            })
+            .collect();
+    }
+    // Per Maildir: None when its files are flushed one by one (no mark),
+    // else the outcome of its syncfs.
+    let mut synced: HashMap<PathBuf, Option<io::Result<()>>> = HashMap::new();
+    for s in &batch {
+        let root = s.maildir.root();
+        if !synced.contains_key(root) {
+            let outcome = marks.get(root).map(&syncfs);
+            if let Some(Err(e)) = &outcome {
+                tracing::warn!(maildir = %root.display(), error = %e, "syncfs failed: the batch is refused");
             }
-            let synced = marks.get(root).map(&syncfs);
-            if let Some(Err(e)) = &synced {
-                tracing::warn!(maildir = %root.display(), error = %e,
-                    "syncfs failed; flushing each message of the batch on its own");
-            }
-            if !matches!(synced, Some(Ok(()))) {
-                one_by_one.insert(root.to_path_buf());
-            }
+            synced.insert(root.to_path_buf(), outcome);
         }
     }
     batch
         .into_iter()
         .filter_map(|s| {
-            if alone || one_by_one.contains(s.maildir.root()) {
-                if let Err(e) = s.tmp.sync_data() {
+            let outcome = match synced.get(s.maildir.root()) {
+                Some(Some(Ok(()))) => Ok(()),
+                Some(Some(Err(e))) => Err(copy(e)),
+                _ => s.tmp.sync_data(),
+            };
+            match outcome {
+                Ok(()) => Some(s),
+                Err(e) => {
                     let _ = s.done.send(Err(e));
-                    return None;
+                    None
                 }
             }
-            Some(s)
         })
         .collect()
 }
@@ -526,24 +538,31 @@ mod tests {
     }
 
     #[test]
-    fn after_a_failed_syncfs_only_a_message_whose_own_flush_fails_is_refused() {
+    fn a_failed_syncfs_refuses_every_message_of_its_batch() {
         let dir = tempfile::tempdir().unwrap();
         let md = Arc::new(Maildir::open(dir.path(), "h").unwrap());
-        // fdatasync of /dev/null fails (EINVAL): the message that lost its data.
-        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
-        let lost = TmpFile::over(null, &md.next_id());
-        let (a, mut a_answer) = written(&md, None);
-        let (b, mut b_answer) = written(&md, Some(lost));
-        let (c, mut c_answer) = written(&md, None);
-        let ids = [a.tmp.id().clone(), c.tmp.id().clone()];
-        let kept = flush_data(vec![a, b, c], &marks_of(&md), |_| {
+        let (batch, answers): (Vec<_>, Vec<_>) = (0..3).map(|_| written(&md, None)).unzip();
+        let kept = flush_data(batch, &marks_of(&md), |_| {
             Err(io::Error::from_raw_os_error(libc::EIO))
         });
-        let kept_ids: Vec<_> = kept.iter().map(|s| s.tmp.id().clone()).collect();
-        assert_eq!(kept_ids, ids);
-        let refused = b_answer.try_recv().expect("the lost message was not answered");
+        assert!(kept.is_empty());
+        for mut a in answers {
+            let refused = a.try_recv().expect("a message was not answered");
+            assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EIO));
+        }
+    }
+
+    #[test]
+    fn a_message_flushed_alone_is_refused_when_its_flush_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Arc::new(Maildir::open(dir.path(), "h").unwrap());
+        // fdatasync of /dev/null fails (EINVAL).
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let (lost, mut answer) = written(&md, Some(TmpFile::over(null, &md.next_id())));
+        let kept = flush_data(vec![lost], &HashMap::new(), |_| Ok(()));
+        assert!(kept.is_empty());
+        let refused = answer.try_recv().expect("the message was not answered");
         assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EINVAL));
-        assert!(a_answer.try_recv().is_err() && c_answer.try_recv().is_err());
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct TraceInfo<'a> {
     pub peer: SocketAddr,
     /// Our host name.
     pub hostname: &'a str,
+    /// Our first local domain: where `<postmaster>` is delivered, and so
+    /// the domain the `for` clause gives it.
+    pub primary_domain: &'a str,
     /// The queue id, as in the 250 reply and the log.
     pub queue_id: &'a str,
     /// True when the session runs over TLS.
@@ -86,8 +89,12 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
     match rcpts {
         [] => {}
         // The FOR clause takes a path with a domain (RFC 5321 §4.4):
-        // `<postmaster>` alone is our postmaster.
-        [ForwardPath::Postmaster] => s.push_str(&format!("\n\tfor <postmaster@{by}>")),
+        // `<postmaster>` alone is the postmaster of our first domain, where
+        // it is delivered (and where `mailbox --user postmaster` looks).
+        [ForwardPath::Postmaster] => s.push_str(&format!(
+            "\n\tfor <postmaster@{}>",
+            header_name(info.primary_domain, utf8)
+        )),
         [one] => s.push_str(&format!("\n\tfor {one}")),
         many => {
             // One recipient per folded line: a hundred of them must not
@@ -273,6 +280,7 @@ mod tests {
             hello: None,
             peer: "127.0.0.1:4000".parse().unwrap(),
             hostname: "mx.test",
+            primary_domain: "example.test",
             queue_id: "ID1",
             tls: false,
             tls_details: None,
@@ -421,7 +429,7 @@ mod tests {
             "Return-Path: <>\nReceived: from client.example ([IPv6:::1]:4000)\n\tby mx.test (maildoor) with ESMTP id ID1\n\tfor <u@localhost>;\n\tThu, 01 Jan 1970 00:00:00 +0000\n"
         );
         let h = headers(&info, &env, &[ForwardPath::Postmaster], UNIX_EPOCH);
-        assert!(h.contains("\n\tfor <postmaster@mx.test>;\n"), "{h}");
+        assert!(h.contains("\n\tfor <postmaster@example.test>;\n"), "{h}");
         assert_eq!(peer_literal("127.0.0.1:25".parse().unwrap()), "[127.0.0.1]:25");
         let tls = TraceInfo {
             tls: true,
