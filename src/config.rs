@@ -110,9 +110,6 @@ impl Listener {
     }
 }
 
-/// The keys whose environment variables are comma-separated lists.
-const LIST_KEYS: &[&str] = &["listen", "domains", "limit_exempt", "proxy_trusted"];
-
 /// The `MAILDOOR_*` variables in `env` that name no setting (a typo such
 /// as `MAILDOOR_MAX_MESAGE_SIZE`): they are ignored, and the server warns
 /// about each.
@@ -129,40 +126,63 @@ pub fn unknown_env_vars(env: impl IntoIterator<Item = (String, String)>) -> Vec<
 /// The setting a `MAILDOOR_<KEY>` variable names, if it names one.
 fn setting_of(var: &str) -> Option<String> {
     let key = var.strip_prefix("MAILDOOR_")?.to_ascii_lowercase();
-    KEYS.contains(&key.as_str()).then_some(key)
+    kind_of(&key).is_some().then_some(key)
 }
 
-const KEYS: &[&str] = &[
-    "listen",
-    "hostname",
-    "domains",
-    "maildir",
-    "max_message_size",
-    "max_recipients",
-    "max_errors",
-    "max_connections",
-    "max_connections_per_ip",
-    "limit_exempt",
-    "command_timeout",
-    "data_timeout",
-    "data_end_timeout",
-    "shutdown_grace",
-    "max_session_time",
-    "min_data_rate",
-    "data_rate_grace",
-    "greet_delay",
-    "bare_lf",
-    "long_lines",
-    "delivery",
-    "mailboxes",
-    "recipient_delimiter",
-    "log_level",
-    "tls_cert",
-    "tls_key",
-    "reuse_port",
-    "proxy_trusted",
-    "proxy_timeout",
+/// What a setting (or a field of a table setting) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Text: a number or a switch there is a mistake, not a name.
+    Text,
+    /// A list of text; in the environment, comma-separated.
+    List,
+    /// A count: whole numbers only.
+    Whole,
+    /// A duration in seconds: any number.
+    Seconds,
+    /// true or false.
+    Switch,
+}
+
+/// Every setting a `MAILDOOR_*` variable can set, with its kind (the
+/// `[[listener]]` and `[tls]` tables are read from files only: see
+/// [`check_table`]).
+const SETTINGS: &[(&str, Kind)] = &[
+    ("listen", Kind::List),
+    ("hostname", Kind::Text),
+    ("domains", Kind::List),
+    ("maildir", Kind::Text),
+    ("max_message_size", Kind::Whole),
+    ("max_recipients", Kind::Whole),
+    ("max_errors", Kind::Whole),
+    ("max_connections", Kind::Whole),
+    ("max_connections_per_ip", Kind::Whole),
+    ("limit_exempt", Kind::List),
+    ("command_timeout", Kind::Seconds),
+    ("data_timeout", Kind::Seconds),
+    ("data_end_timeout", Kind::Seconds),
+    ("shutdown_grace", Kind::Seconds),
+    ("max_session_time", Kind::Seconds),
+    ("min_data_rate", Kind::Whole),
+    ("data_rate_grace", Kind::Seconds),
+    ("greet_delay", Kind::Seconds),
+    ("bare_lf", Kind::Text),
+    ("long_lines", Kind::Text),
+    ("delivery", Kind::Text),
+    ("mailboxes", Kind::Text),
+    ("recipient_delimiter", Kind::Text),
+    ("log_level", Kind::Text),
+    ("tls_cert", Kind::Text),
+    ("tls_key", Kind::Text),
+    ("reuse_port", Kind::Switch),
+    ("proxy_trusted", Kind::List),
+    ("proxy_timeout", Kind::Seconds),
 ];
+
+/// The kind of setting `key`, if it is one.
+fn kind_of(key: &str) -> Option<Kind> {
+    SETTINGS.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+}
 
 /// Validated settings of a server.
 #[derive(Debug, Clone)]
@@ -265,27 +285,6 @@ fn bad(key: &str, why: impl std::fmt::Display) -> SettingsError {
     SettingsError(format!("{key}: {why}"))
 }
 
-/// Counts: whole numbers only.
-const WHOLE_KEYS: &[&str] = &[
-    "max_message_size",
-    "max_recipients",
-    "max_errors",
-    "max_connections",
-    "max_connections_per_ip",
-    "min_data_rate",
-];
-/// Durations in seconds: any number.
-const SECONDS_KEYS: &[&str] = &[
-    "command_timeout",
-    "data_timeout",
-    "data_end_timeout",
-    "shutdown_grace",
-    "max_session_time",
-    "data_rate_grace",
-    "greet_delay",
-    "proxy_timeout",
-];
-
 /// The config crate converts between kinds on its own: `1.5` or `true`
 /// would become a count of 2 or 1, `true` a timeout of a second, and
 /// `hostname = 5` the name "5"; a list or table of the wrong kind fails
@@ -304,41 +303,31 @@ fn check_kinds(built: &Config) -> Result<(), SettingsError> {
             t.parse::<f64>().is_ok_and(f64::is_finite)
         }
     };
-    for (keys, whole, what) in [
-        (WHOLE_KEYS, true, "a whole number"),
-        (SECONDS_KEYS, false, "a number of seconds"),
-    ] {
-        for &key in keys {
-            let Ok(v) = built.get::<config::Value>(key) else {
-                continue;
-            };
-            let fits = match &v.kind {
-                K::I64(_) | K::I128(_) | K::U64(_) | K::U128(_) => true,
-                K::Float(f) => !whole && f.is_finite(),
-                K::String(t) => number_text(t, whole),
-                K::Nil | K::Boolean(_) | K::Table(_) | K::Array(_) => false,
-            };
-            if !fits {
-                return Err(bad(key, format!("{v} is not {what}")));
+    for &(key, kind) in SETTINGS {
+        let Ok(v) = built.get::<config::Value>(key) else {
+            continue;
+        };
+        let fits = match (kind, &v.kind) {
+            (Kind::Text, K::String(_)) => true,
+            (Kind::List, K::Array(items)) => items.iter().all(|i| matches!(i.kind, K::String(_))),
+            (Kind::Whole | Kind::Seconds, K::I64(_) | K::I128(_) | K::U64(_) | K::U128(_)) => true,
+            (Kind::Seconds, K::Float(f)) => f.is_finite(),
+            (Kind::Whole | Kind::Seconds, K::String(t)) => number_text(t, kind == Kind::Whole),
+            (Kind::Switch, K::Boolean(_)) => true,
+            (Kind::Switch, K::String(t)) => {
+                matches!(t.trim().to_ascii_lowercase().as_str(), "true" | "false")
             }
-        }
-    }
-    for &key in TEXT_KEYS {
-        if let Ok(v) = built.get::<config::Value>(key) {
-            if !matches!(v.kind, K::String(_)) {
-                return Err(bad(key, format!("{v} is not text (write it in quotes)")));
-            }
-        }
-    }
-    for &key in LIST_KEYS {
-        if let Ok(v) = built.get::<config::Value>(key) {
-            let fits = match &v.kind {
-                K::Array(items) => items.iter().all(|i| matches!(i.kind, K::String(_))),
-                _ => false,
+            _ => false,
+        };
+        if !fits {
+            let why = match kind {
+                Kind::Text => format!("{v} is not text (write it in quotes)"),
+                Kind::List => "must be a list of text, like [\"a\", \"b\"]".to_string(),
+                Kind::Whole => format!("{v} is not a whole number"),
+                Kind::Seconds => format!("{v} is not a number of seconds"),
+                Kind::Switch => format!("{v} is not true or false"),
             };
-            if !fits {
-                return Err(bad(key, "must be a list of text, like [\"a\", \"b\"]"));
-            }
+            return Err(bad(key, why));
         }
     }
     if let Ok(v) = built.get::<config::Value>("tls") {
@@ -373,38 +362,7 @@ fn check_kinds(built: &Config) -> Result<(), SettingsError> {
             check_table(&key, t, &fields, Some("address"))?;
         }
     }
-    if let Ok(v) = built.get::<config::Value>("reuse_port") {
-        let fits = match &v.kind {
-            K::Boolean(_) => true,
-            K::String(t) => matches!(t.trim().to_ascii_lowercase().as_str(), "true" | "false"),
-            _ => false,
-        };
-        if !fits {
-            return Err(bad("reuse_port", format!("{v} is not true or false")));
-        }
-    }
     Ok(())
-}
-
-/// Text settings: a number or a switch there is a mistake, not a name.
-const TEXT_KEYS: &[&str] = &[
-    "hostname",
-    "maildir",
-    "bare_lf",
-    "long_lines",
-    "delivery",
-    "mailboxes",
-    "recipient_delimiter",
-    "log_level",
-    "tls_cert",
-    "tls_key",
-];
-
-/// What a field of a table setting holds.
-#[derive(Clone, Copy)]
-enum Kind {
-    Text,
-    Switch,
 }
 
 /// Checks the fields of table `key` (`[tls]`, one `[[listener]]`): only
@@ -424,14 +382,15 @@ fn check_table(
                 format!("unknown key (known: {})", known.join(", ")),
             ));
         };
+        // A file's table: no text standing in for a switch.
         let fits = match kind {
-            Kind::Text => matches!(v.kind, config::ValueKind::String(_)),
             Kind::Switch => matches!(v.kind, config::ValueKind::Boolean(_)),
+            _ => matches!(v.kind, config::ValueKind::String(_)),
         };
         if !fits {
             let what = match kind {
-                Kind::Text => "text (write it in quotes)",
                 Kind::Switch => "true or false",
+                _ => "text (write it in quotes)",
             };
             return Err(bad(&format!("{key}.{name}"), format!("{v} is not {what}")));
         }
@@ -464,10 +423,11 @@ impl Settings {
         let mut texts = Vec::new();
         for (k, v) in env {
             if let Some(key) = setting_of(&k) {
-                if LIST_KEYS.contains(&key.as_str()) && v.trim().is_empty() {
+                let kind = kind_of(&key);
+                if kind == Some(Kind::List) && v.trim().is_empty() {
                     // An empty list, not a list of one empty string.
                     emptied.push(key);
-                } else if TEXT_KEYS.contains(&key.as_str()) {
+                } else if kind == Some(Kind::Text) {
                     // Kept as written: the environment source would read
                     // MAILDOOR_MAILDIR=007 as the number 7.
                     texts.push((key, v));
@@ -476,16 +436,15 @@ impl Settings {
                 }
             }
         }
-        b = b.add_source(
+        let lists = SETTINGS.iter().filter(|(_, kind)| *kind == Kind::List);
+        let environment = lists.fold(
             Environment::default()
                 .source(Some(vars))
                 .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("listen")
-                .with_list_parse_key("domains")
-                .with_list_parse_key("limit_exempt")
-                .with_list_parse_key("proxy_trusted"),
+                .list_separator(","),
+            |e, (key, _)| e.with_list_parse_key(key),
         );
+        b = b.add_source(environment);
         let set = |b: config::ConfigBuilder<config::builder::DefaultState>, key: &str, v: config::Value| {
             b.set_override(key, v).map_err(|e| bad(key, e))
         };

@@ -341,29 +341,19 @@ fn flush_data(
     marks: &HashMap<PathBuf, std::fs::File>,
     syncfs: impl Fn(&std::fs::File) -> io::Result<()>,
 ) -> Vec<Synced> {
-    if batch.len() == 1 {
-        return batch
-            .into_iter()
-            .filter_map(|s| match s.tmp.sync_data() {
-                Ok(()) => Some(s),
-                Err(e) => {
-                    let _ = s.done.send(Err(e));
-                    None
-                }
-            })
-            .collect();
-    }
-    // Per Maildir: None when its files are flushed one by one (no mark),
-    // else the outcome of its syncfs.
+    // Per Maildir: None when its files are flushed one by one (a batch of
+    // one, or no mark), else the outcome of its syncfs.
     let mut synced: HashMap<PathBuf, Option<io::Result<()>>> = HashMap::new();
-    for s in &batch {
-        let root = s.maildir.root();
-        if !synced.contains_key(root) {
-            let outcome = marks.get(root).map(&syncfs);
-            if let Some(Err(e)) = &outcome {
-                tracing::warn!(maildir = %root.display(), error = %e, "syncfs failed: the batch is refused");
+    if batch.len() > 1 {
+        for s in &batch {
+            let root = s.maildir.root();
+            if !synced.contains_key(root) {
+                let outcome = marks.get(root).map(&syncfs);
+                if let Some(Err(e)) = &outcome {
+                    tracing::warn!(maildir = %root.display(), error = %e, "syncfs failed: the batch is refused");
+                }
+                synced.insert(root.to_path_buf(), outcome);
             }
-            synced.insert(root.to_path_buf(), outcome);
         }
     }
     batch
