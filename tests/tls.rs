@@ -136,6 +136,12 @@ fn starttls_restarts_the_session_and_records_the_cipher() {
     assert_eq!(c.cmd("EHLO client.test").code, 250);
     assert_eq!(c.cmd("STARTTLS now").code, 501);
     assert_eq!(c.cmd("MAIL FROM:<a@example.net>").code, 250);
+    // Not with a transaction open: the restart would drop it unseen.
+    assert_eq!(
+        c.cmd("STARTTLS").text,
+        "503 5.5.1 Error: mail transaction in progress; RSET first"
+    );
+    assert_eq!(c.cmd("RSET").code, 250);
     assert_eq!(c.cmd("STARTTLS").code, 220);
     let mut t = TlsClient::handshake(c.stream, &certs).unwrap();
     // Everything before is forgotten: EHLO first, and no transaction.

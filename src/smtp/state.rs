@@ -461,8 +461,19 @@ impl Session {
                 "Error: STARTTLS not available",
             ));
         }
-        if self.phase == Phase::Connected {
-            return self.error(need_hello());
+        match self.phase {
+            Phase::Connected => return self.error(need_hello()),
+            // The handshake resets the session (RFC 3207 §4.2), which would
+            // silently drop the envelope given so far: the client is told
+            // to finish or RSET it first, as Postfix does.
+            Phase::Mail | Phase::Rcpt => {
+                return self.error(Reply::new(
+                    503,
+                    codes::BAD_SEQUENCE,
+                    "Error: mail transaction in progress; RSET first",
+                ))
+            }
+            _ => {}
         }
         self.phase = Phase::Connected;
         Step {

@@ -296,7 +296,7 @@ fn storage_failures_are_not_the_clients_errors() {
 }
 
 #[test]
-fn starttls_when_offered_resets_everything() {
+fn starttls_when_offered_resets_everything_outside_a_transaction() {
     let mut p = (*policy()).clone();
     p.starttls = true;
     let mut s = Session::new(Arc::new(p), "127.0.0.1".parse().unwrap());
@@ -305,6 +305,12 @@ fn starttls_when_offered_resets_everything() {
     assert!(ehlo.contains("STARTTLS"));
     assert!(s.command(parse(b"HELP")).reply.to_string().contains("STARTTLS"));
     code(&mut s, "MAIL FROM:<a@b.c>");
+    // Not in the middle of a transaction: the reset would drop it.
+    assert_eq!(send(&mut s, "STARTTLS"), (503, e(5, 5, 1)));
+    code(&mut s, "RCPT TO:<user@localhost>");
+    assert_eq!(code(&mut s, "STARTTLS"), 503);
+    assert!(s.envelope().is_some());
+    code(&mut s, "RSET");
     let step = s.command(parse(b"STARTTLS"));
     assert_eq!((step.reply.code, step.next), (220, Next::StartTls));
     s.tls_started();
