@@ -12,6 +12,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 use crate::cidr::Cidr;
+use crate::smtp::idna::{a_labels, domain_key};
 
 /// The built-in defaults: the text of `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -541,19 +542,30 @@ impl Settings {
         if !valid_hostname(&hostname) {
             return Err(bad("hostname", format!("{hostname:?} is not a valid host name")));
         }
+        // The greeting and every reply are ASCII (RFC 6531 §3.7.1): an
+        // internationalized name is used in its A-label form.
+        let hostname = a_labels(&hostname);
+        if !valid_hostname(&hostname) {
+            return Err(bad("hostname", format!("{hostname:?} is too long as A-labels")));
+        }
         let mut domains: Vec<String> = if raw.domains.is_empty() {
             vec!["localhost".into(), hostname.clone()]
         } else {
             raw.domains.iter().map(|d| d.trim().to_string()).collect()
         };
         for d in &mut domains {
-            let stripped = d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase();
-            if !valid_hostname(&stripped) {
+            let stripped = d.strip_suffix('.').unwrap_or(d);
+            // Kept as A-labels, the form recipients are compared in, so
+            // `bücher.example` and `xn--bcher-kva.example` are one domain.
+            let key = domain_key(stripped);
+            if !valid_hostname(stripped) || !valid_hostname(&key) {
                 return Err(bad("domains", format!("{d:?} is not a valid domain")));
             }
-            *d = stripped;
+            *d = key;
         }
-        domains.dedup();
+        // The first stays first: it is where `<postmaster>` goes.
+        let mut seen = std::collections::HashSet::new();
+        domains.retain(|d| seen.insert(d.clone()));
         if raw.maildir.as_os_str().is_empty() {
             return Err(bad("maildir", "must not be empty"));
         }
@@ -618,9 +630,15 @@ impl Settings {
                 })
             })
             .collect::<Result<Vec<_>, SettingsError>>()?;
+        // Every socket that will be bound (see `listeners`), so that a
+        // table overlapping a `listen` entry it does not replace is an
+        // error here, not an "address in use" at start.
         given_once(
             "listener.address",
-            listener.iter().map(|l| &l.address),
+            listen
+                .iter()
+                .filter(|a| !listener.iter().any(|l| l.address == **a))
+                .chain(listener.iter().map(|l| &l.address)),
             raw.reuse_port,
         )?;
         let path = |v: &str| match v.trim() {
@@ -850,6 +868,31 @@ mod tests {
         assert_eq!(s.listen.len(), 2);
         assert_eq!(s.listen[1], "[::1]:2526".parse::<SocketAddr>().unwrap());
         assert_eq!(s.domains, vec!["localhost".to_string(), "flag.test".to_string()]);
+    }
+
+    #[test]
+    fn internationalized_names_are_kept_as_a_labels() {
+        let over = Overrides {
+            hostname: Some("mx.Bücher.example".into()),
+            domains: vec![
+                "Bücher2.example".into(),
+                "xn--bcher2-3ya.example".into(),
+                "b.test".into(),
+            ],
+            ..Default::default()
+        };
+        let s = Settings::load(&over, env(&[])).unwrap();
+        assert_eq!(s.hostname, "mx.xn--bcher-kva.example");
+        assert_eq!(
+            s.domains,
+            vec!["xn--bcher2-3ya.example".to_string(), "b.test".to_string()]
+        );
+        let long = Overrides {
+            domains: vec![format!("{}.example", "ü".repeat(40))],
+            ..Default::default()
+        };
+        let err = Settings::load(&long, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("domains"), "{err}");
     }
 
     #[test]
@@ -1166,12 +1209,24 @@ mod tests {
             "implicit_tls",
         );
         bad(
-            "[[listener]]\naddress = \"127.0.0.1:25\"\nproxy_protocol = true\n",
+            "[[listener]]\naddress = \"127.0.0.1:2626\"\nproxy_protocol = true\n",
             "proxy_trusted",
         );
         bad(
-            "[[listener]]\naddress = \"127.0.0.1:25\"\nproxy = true\n",
+            "[[listener]]\naddress = \"127.0.0.1:2626\"\nproxy = true\n",
             "proxy",
         );
+        // A table beside the `listen` entry whose wildcard covers it (the
+        // default 0.0.0.0:25): the second bind could only fail.
+        bad(
+            "[[listener]]\naddress = \"127.0.0.1:25\"\n",
+            "listener.address: 127.0.0.1:25 and 0.0.0.0:25 overlap",
+        );
+        std::fs::write(
+            &file,
+            "reuse_port = true\n[[listener]]\naddress = \"127.0.0.1:25\"\n",
+        )
+        .unwrap();
+        assert_eq!(Settings::load(&over, env(&[])).unwrap().listeners().len(), 2);
     }
 }

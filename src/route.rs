@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::smtp::command::{Domain, ForwardPath};
+use crate::smtp::idna::domain_key;
 
 /// Longest local part, in octets (RFC 5321 §4.5.3.1.1).
 pub const MAX_LOCAL_PART: usize = 64;
@@ -60,7 +61,7 @@ pub fn mailbox_key(
         ForwardPath::Postmaster => ("postmaster", primary.to_string()),
         ForwardPath::Mailbox(m) => {
             let domain = match &m.domain {
-                Domain::Name(n) => n.to_lowercase(),
+                Domain::Name(n) => domain_key(n),
                 Domain::Literal(_) => primary.to_string(),
             };
             (m.local.as_str(), domain)
@@ -146,6 +147,9 @@ mod tests {
         ok("<postmaster>", "localhost", "postmaster");
         ok("<u@[127.0.0.1]>", "localhost", "u");
         ok("<Jürgen@localhost>", "localhost", "jürgen");
+        // Both forms of an internationalized domain: one directory.
+        ok("<u@Bücher.example>", "xn--bcher-kva.example", "u");
+        ok("<u@XN--BCHER-KVA.example>", "xn--bcher-kva.example", "u");
         ok("<o'brien@localhost>", "localhost", "o'brien");
         assert_eq!(key("<a+b@localhost>", None).unwrap().user, "a+b");
     }

@@ -175,7 +175,7 @@ fn a_refused_spilled_message_is_gone_from_tmp_before_the_reply() {
 fn big_message_streams_through() {
     let srv = TestServer::start();
     let mut c = srv.client();
-    let mut body = Vec::new();
+    let mut body = b"Subject: big\r\n\r\n".to_vec();
     for i in 0..40_000 {
         body.extend_from_slice(
             format!("line {i:08} of a message that is larger than any buffer\r\n").as_bytes(),
@@ -192,12 +192,39 @@ fn big_message_streams_through() {
 }
 
 #[test]
+fn data_without_a_header_section_is_stored_as_the_body() {
+    // What `curl -T` of a text file or smtplib's sendmail("...") send.
+    let srv = TestServer::start();
+    for data in [
+        &b"Hello Bob,\r\nthis is a test.\r\n"[..],
+        b"From me Sat Dec  5 2026\r\nSubject: x\r\n\r\nb\r\n",
+        b"Subject: s\r\n\r\nb\r\n",
+    ] {
+        assert_eq!(srv.client().deliver("a@b.c", &["u@localhost"], data).code, 250);
+    }
+    let mut bodies: Vec<String> = srv
+        .wait_files("new", 3)
+        .iter()
+        .map(|p| String::from_utf8(split_trace(&std::fs::read(p).unwrap()).1).unwrap())
+        .collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [
+            "\nFrom me Sat Dec  5 2026\nSubject: x\n\nb\n\n",
+            "\nHello Bob,\nthis is a test.\n\n",
+            "Subject: s\n\nb\n\n",
+        ]
+    );
+}
+
+#[test]
 fn big_messages_one_after_another_keep_their_own_bytes() {
     // Big buffers are reused from message to message (and session to
     // session): nothing of one message may show up in the next.
     let srv = TestServer::start();
     let body = |tag: char, lines: usize| {
-        let mut b = Vec::new();
+        let mut b = format!("X-Tag: {tag}\r\n\r\n").into_bytes();
         for i in 0..lines {
             b.extend_from_slice(format!("{tag}{i:07}{}\r\n", tag.to_string().repeat(70)).as_bytes());
         }

@@ -10,6 +10,7 @@ use super::list::Row;
 use super::message::{self, UserFilter};
 use super::watch::{self, Watched};
 use super::{read_message, render, resolve_in, Entry, Layout, Mailbox, MailboxError};
+use crate::smtp::idna::domain_key;
 
 /// `maildoor mailbox`: read the mail in the Maildir.
 #[derive(Debug, Args)]
@@ -119,7 +120,7 @@ fn watched(layout: &Layout<'_>, user: Option<&str>, err: &mut dyn Write) -> Resu
             // mail for domains it does not serve.
             let parsed = message::parse_address(user);
             if let Some(domain) = parsed.as_ref().and_then(message::named_domain) {
-                let served = layout.domains.iter().any(|d| d.eq_ignore_ascii_case(domain));
+                let served = layout.domains.iter().any(|d| *d == domain_key(domain));
                 if !served && !layout.domains.is_empty() {
                     let _ = writeln!(
                         err,

@@ -7,6 +7,7 @@ use mailparse::{MailHeader, MailHeaderMap};
 use serde::Serialize;
 
 use crate::smtp::command::{self, Command, Domain, ForwardPath};
+use crate::smtp::idna::domain_key;
 
 /// The headers `list` shows, decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -169,8 +170,9 @@ pub fn summarize(raw: &[u8]) -> Result<Summary, Invalid> {
 /// date. The RFC 5322 §3.3 form is read here, with its obsolete parts
 /// (§4.3: two- and three-digit years, zone names such as `EST`, comments,
 /// seconds left out); a date in that form that cannot be (`31 Feb`,
-/// `25:61`) is no date. Anything else is left to mailparse's lenient
-/// `dateparse` (an `asctime` date, say), whose 0 means it found nothing.
+/// `25:61`) is no date. So is C's `asctime` layout (`Wed Nov 25 11:40:00
+/// 2026`), which mailparse cannot read. Anything else is left to
+/// mailparse's lenient `dateparse`, whose 0 means it found nothing.
 pub fn parse_date(value: &str) -> Option<i64> {
     match rfc5322_date(value) {
         Ok(secs) => Some(secs),
@@ -189,8 +191,9 @@ enum DateShape {
 }
 
 /// `[day-of-week ","] day month year hour ":" minute [":" second] [zone]`,
-/// comments and extra white space aside; a missing or unknown zone is
-/// taken as UTC (RFC 5322 §4.3 reads unknown military zones as `-0000`).
+/// comments and extra white space aside, or C's `asctime` layout; a
+/// missing or unknown zone is taken as UTC (RFC 5322 §4.3 reads unknown
+/// military zones as `-0000`).
 fn rfc5322_date(value: &str) -> Result<i64, DateShape> {
     use DateShape::{Impossible, Other};
     // Comments out (nested ones too), commas as white space.
@@ -220,20 +223,45 @@ fn rfc5322_date(value: &str) -> Result<i64, DateShape> {
         }
         Ok((w.parse().map_err(|_| Other)?, w.len()))
     };
-    let (day, _) = number(words.next(), 2)?;
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
-    let month = words.next().ok_or(Other)?.to_ascii_lowercase();
-    let month = MONTHS.iter().position(|m| *m == month).ok_or(Other)? + 1;
-    let (year, digits) = number(words.next(), 9)?;
-    let year = match digits {
-        1 => return Err(Other),
-        2 if year < 50 => 2000 + year,
-        2 | 3 => 1900 + year,
-        _ => year,
+    let month_of = |w: Option<&str>| -> Result<usize, DateShape> {
+        let w = w.ok_or(Other)?.to_ascii_lowercase();
+        Ok(MONTHS.iter().position(|m| *m == w).ok_or(Other)? + 1)
     };
-    let mut clock = words.next().ok_or(Other)?.split(':');
+    // C's `asctime` layout (`Wed Nov 25 11:40:00 2026`, and `date`'s
+    // with a zone before the year): month first, four-digit year last.
+    let asctime = words
+        .peek()
+        .is_some_and(|w| MONTHS.contains(&w.to_ascii_lowercase().as_str()));
+    let (day, month, year, clock, zone) = if asctime {
+        let month = month_of(words.next())?;
+        let (day, _) = number(words.next(), 2)?;
+        let clock = words.next().ok_or(Other)?;
+        let (zone, year) = match (words.next(), words.next()) {
+            (Some(year), None) => (None, year),
+            (Some(zone), Some(year)) => (Some(zone), year),
+            _ => return Err(Other),
+        };
+        match number(Some(year), 9)? {
+            (year, 4..) => (day, month, year, clock, zone),
+            _ => return Err(Other),
+        }
+    } else {
+        let (day, _) = number(words.next(), 2)?;
+        let month = month_of(words.next())?;
+        let (year, digits) = number(words.next(), 9)?;
+        let year = match digits {
+            1 => return Err(Other),
+            2 if year < 50 => 2000 + year,
+            2 | 3 => 1900 + year,
+            _ => year,
+        };
+        let clock = words.next().ok_or(Other)?;
+        (day, month, year, clock, words.next())
+    };
+    let mut clock = clock.split(':');
     let (hour, _) = number(clock.next(), 2)?;
     let (minute, _) = number(clock.next(), 2)?;
     let second = match clock.next() {
@@ -243,7 +271,7 @@ fn rfc5322_date(value: &str) -> Result<i64, DateShape> {
     if clock.next().is_some() {
         return Err(Other);
     }
-    let offset = match words.next() {
+    let offset = match zone {
         None => 0,
         Some(zone) => zone_offset(zone)?,
     };
@@ -447,13 +475,22 @@ pub fn normalize_user(user: &str) -> String {
 
 /// Normalises an address for comparison: angle brackets and blanks gone,
 /// lower case (local parts are case-sensitive in theory, never in
-/// practice; a reader errs on the side of showing mail).
+/// practice; a reader errs on the side of showing mail), and a domain
+/// name in A-labels, the form the server files it by
+/// (`u@bücher.example` is `u@xn--bcher-kva.example`).
 pub fn normalize_address(addr: &str) -> String {
-    addr.trim()
+    let addr = addr
+        .trim()
         .trim_start_matches('<')
         .trim_end_matches('>')
         .trim()
-        .to_lowercase()
+        .to_lowercase();
+    match addr.rsplit_once('@') {
+        Some((local, domain)) if !domain.is_ascii() && !domain.starts_with('[') => {
+            format!("{local}@{}", domain_key(domain))
+        }
+        _ => addr,
+    }
 }
 
 /// The bare addresses in an address-list header value (To, Cc); when the
@@ -603,6 +640,11 @@ mod tests {
             // An unknown zone name is UTC (RFC 5322 §4.3: "-0000").
             ("25 Nov 2026 11:31:31 CEST", Some(nov25)),
             ("25 Nov 2026 11:31:31 z", Some(nov25)),
+            // C's asctime layout, and date(1)'s with a zone.
+            ("Wed Nov 25 11:31:31 2026", Some(nov25)),
+            ("Wed Nov 25 06:31:31 EST 2026", Some(nov25)),
+            ("Nov 25 11:31:31 2026", Some(nov25)),
+            ("Wed Feb 31 11:31:31 2026", None),
             // A one-digit year is not RFC 5322's: left to mailparse,
             // which reads it as 2005, not as the year 5.
             ("1 Jan 5 00:00 +0000", Some(1_104_537_600)),
@@ -628,6 +670,12 @@ mod tests {
         assert_eq!(normalize_user("\"B\"@Example.org"), "b@example.org");
         assert_eq!(normalize_user("<\"d\\\\e\"@x.test>"), "\"d\\\\e\"@x.test");
         assert_eq!(normalize_user("not an address"), "not an address");
+        // One form for an internationalized domain, whichever was written.
+        assert_eq!(normalize_user("Jö@Bücher.example"), "jö@xn--bcher-kva.example");
+        assert_eq!(
+            normalize_address("<u@XN--BCHER-KVA.example>"),
+            "u@xn--bcher-kva.example"
+        );
         assert!(!s.is_for("zzz@else"));
         // Only our own Received header counts.
         let s = summarize(b"Received: from a by b for <x@y>; now\n\n").unwrap();

@@ -17,6 +17,7 @@ use nom::multi::{many0, separated_list1};
 use nom::sequence::{delimited, preceded, tuple};
 use nom::IResult;
 
+use super::idna::domain_key;
 use super::reply::{codes, Reply};
 
 /// A domain as it appears after `@` or as the EHLO argument (RFC 5321 §4.1.2).
@@ -185,6 +186,21 @@ fn sanitize(s: &str) -> String {
 
 /// Parses one command line. `line` excludes the line ending.
 pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
+    // NOOP's argument, if any, is ignored (RFC 5321 §4.1.1.9), even when
+    // it is not UTF-8; control characters (a bare CR) are still refused.
+    if let Some(arg) = line
+        .get(..4)
+        .filter(|v| v.eq_ignore_ascii_case(b"NOOP"))
+        .and_then(|_| line.get(4..))
+        .filter(|arg| arg.first().is_none_or(|b| matches!(b, b' ' | b'\t' | b'\r')))
+    {
+        let arg = arg.trim_ascii_end();
+        return if arg.iter().any(|&b| b == 0x7f || (b < 0x20 && b != b'\t')) {
+            Err(ParseError::Syntax("control characters in command"))
+        } else {
+            Ok(Command::Noop)
+        };
+    }
     let line = std::str::from_utf8(line).map_err(|_| ParseError::Syntax("invalid UTF-8"))?;
     // Trailing CRs are line-ending debris; a CR anywhere else is a bare CR,
     // which RFC 5321 §2.3.8 forbids in commands.
@@ -301,27 +317,41 @@ fn split_params(rest: &str) -> Result<Vec<(&str, Option<&str>)>, ParseError> {
         .collect()
 }
 
+/// MAIL's parameters. A parameter given twice with the same meaning is
+/// taken once (Python's smtplib repeats SMTPUTF8 when a caller also asks
+/// for it); twice with different values, it is refused.
 fn mail_params(raw: &[(&str, Option<&str>)]) -> Result<MailParams, ParseError> {
+    fn once<T: PartialEq>(slot: &mut Option<T>, value: T) -> Result<(), ParseError> {
+        match slot {
+            Some(old) if *old != value => Err(ParseError::Syntax("conflicting repeated parameter")),
+            _ => {
+                *slot = Some(value);
+                Ok(())
+            }
+        }
+    }
     let mut params = MailParams::default();
     for &(key, value) in raw {
         match (key.to_ascii_uppercase().as_str(), value) {
-            ("SIZE", Some(v)) if params.size.is_none() => {
+            ("SIZE", Some(v)) => {
                 if v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(ParseError::Syntax("SIZE needs a number"));
                 }
                 // More than u64::MAX is certainly too big; saturate so the
                 // state machine answers 552 rather than 501.
-                params.size = Some(v.parse::<u64>().unwrap_or(u64::MAX));
+                once(&mut params.size, v.parse::<u64>().unwrap_or(u64::MAX))?;
             }
-            ("BODY", Some(v)) if params.body.is_none() => {
-                params.body = Some(match v.to_ascii_uppercase().as_str() {
+            ("BODY", Some(v)) => {
+                let body = match v.to_ascii_uppercase().as_str() {
                     "7BIT" => Body::SevenBit,
                     "8BITMIME" => Body::EightBitMime,
                     _ => return Err(ParseError::Syntax("BODY must be 7BIT or 8BITMIME")),
-                });
+                };
+                once(&mut params.body, body)?;
             }
-            ("SMTPUTF8", None) if !params.smtputf8 => params.smtputf8 = true,
-            ("SIZE" | "BODY" | "SMTPUTF8", _) => return Err(ParseError::Syntax("bad or repeated parameter")),
+            ("SMTPUTF8", None) => params.smtputf8 = true,
+            ("SIZE" | "BODY", None) => return Err(ParseError::Syntax("parameter needs a value")),
+            ("SMTPUTF8", Some(_)) => return Err(ParseError::Syntax("SMTPUTF8 takes no value")),
             _ => return Err(ParseError::UnknownParam(key.to_string())),
         }
     }
@@ -479,9 +509,10 @@ fn dotted_quad(s: &str) -> Option<Ipv4Addr> {
 }
 
 impl Domain {
-    /// True for a host name equal to `name`, ignoring ASCII case.
-    pub fn is_name(&self, name: &str) -> bool {
-        matches!(self, Domain::Name(n) if n.eq_ignore_ascii_case(name))
+    /// True for a host name whose key ([`domain_key`]: A-labels, lower
+    /// case) is `key`: `xn--bcher-kva.example` is `Bücher.example`.
+    pub fn is_name(&self, key: &str) -> bool {
+        matches!(self, Domain::Name(n) if domain_key(n) == key)
     }
 
     /// True when the domain or literal has any non-ASCII character.

@@ -350,6 +350,7 @@ fn invalid_lines() {
         "MAIL FROM:<a@b.c> SIZE=",
         "MAIL FROM:<a@b.c> SIZE",
         "MAIL FROM:<a@b.c> SIZE=1 SIZE=2",
+        "MAIL FROM:<a@b.c> BODY=7BIT BODY=8BITMIME",
         "MAIL FROM:<a@b.c> BODY=BINARYMIME",
         "MAIL FROM:<a@b.c> SMTPUTF8=yes",
         "MAIL FROM:<a@b.c> =x",
@@ -472,6 +473,21 @@ fn display_round_trips() {
     }
 }
 
+#[test]
+fn a_parameter_repeated_with_the_same_meaning_is_taken_once() {
+    // Python's smtplib sends `SMTPUTF8 SMTPUTF8` when a caller also asks
+    // for it.
+    let Ok(Command::Mail { params, .. }) =
+        parse(b"MAIL FROM:<a@b.c> size=188 SMTPUTF8 SMTPUTF8 BODY=8BITMIME body=8bitmime SIZE=188")
+    else {
+        panic!("refused");
+    };
+    assert_eq!(
+        (params.size, params.body, params.smtputf8),
+        (Some(188), Some(Body::EightBitMime), true)
+    );
+}
+
 /// Found by the `command_parser` fuzz target: `VRFY ?\rHLOE` parsed as a
 /// VRFY whose argument held a bare CR. Only trailing CRs are line-ending
 /// debris; a CR inside the line is refused like any control character.
@@ -491,5 +507,11 @@ fn bare_cr_inside_a_command_is_refused() {
         );
     }
     assert_eq!(parse(b"NOOP\r"), Ok(Command::Noop));
+    // NOOP's argument is ignored, even when it is not UTF-8.
+    for line in [&b"NOOP \xff\xfe"[..], b"noop\tanything at all", b"NOOP \r\r"] {
+        assert_eq!(parse(line), Ok(Command::Noop), "{line:?}");
+    }
+    assert_eq!(parse(b"NOOPS"), Err(ParseError::Unknown));
+    assert!(parse(b"NOOP \xff\0").is_err());
     assert_eq!(parse(b"VRFY bob \r\r"), Ok(Command::Vrfy("bob".into())));
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::command::{AddressLiteral, Command, Domain, ForwardPath, MailParams, ParseError, ReversePath};
+use super::idna::a_labels;
 use super::reply::{codes, Reply};
 use crate::route;
 
@@ -306,7 +307,13 @@ impl Session {
     fn greet(&mut self, name: Domain, extended: bool) -> Step {
         self.envelope = None;
         self.phase = Phase::Ready;
-        let mut greeting = format!("{} Hello {}", self.policy.hostname, name);
+        // Replies are ASCII (RFC 6531 §3.7.4.2): a UTF-8 name is echoed
+        // in A-labels.
+        let shown = match &name {
+            Domain::Name(n) if !n.is_ascii() => a_labels(n),
+            other => other.to_string(),
+        };
+        let mut greeting = format!("{} Hello {}", self.policy.hostname, shown);
         // A reply line is 512 octets at most with its code and CRLF (RFC
         // 5321 §4.5.3.1.5); a long host name and a long client name
         // together may not fit, and the echo is only a courtesy.
@@ -359,7 +366,7 @@ impl Session {
         }
         if let ReversePath::Mailbox(m) = &from {
             if !m.is_ascii() && !params.smtputf8 {
-                return self.error(need_smtputf8());
+                return self.error(need_smtputf8(550));
             }
         }
         self.envelope = Some(Envelope {
@@ -379,7 +386,7 @@ impl Session {
         };
         if let ForwardPath::Mailbox(m) = &to {
             if !m.is_ascii() && !smtputf8 {
-                return self.error(need_smtputf8());
+                return self.error(need_smtputf8(553));
             }
         }
         if !local {
@@ -511,9 +518,11 @@ fn need_hello() -> Reply {
     Reply::new(503, codes::BAD_SEQUENCE, "Error: send HELO/EHLO first")
 }
 
-fn need_smtputf8() -> Reply {
+/// A non-ASCII address without SMTPUTF8: 550 at MAIL, 553 at RCPT (RFC
+/// 6531 §3.5).
+fn need_smtputf8(code: u16) -> Reply {
     Reply::new(
-        553,
+        code,
         codes::NEED_SMTPUTF8,
         "Error: non-ASCII address needs SMTPUTF8",
     )

@@ -223,12 +223,33 @@ fn storage_failures_are_temporary() {
 fn utf8_addresses_need_smtputf8() {
     let mut s = session();
     code(&mut s, "EHLO c");
-    assert_eq!(send(&mut s, "MAIL FROM:<josé@b.c>"), (553, e(5, 6, 7)));
+    assert_eq!(send(&mut s, "MAIL FROM:<josé@b.c>"), (550, e(5, 6, 7)));
     assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 250);
     assert_eq!(send(&mut s, "RCPT TO:<müller@localhost>"), (553, e(5, 6, 7)));
     code(&mut s, "RSET");
     assert_eq!(code(&mut s, "MAIL FROM:<josé@b.c> SMTPUTF8"), 250);
     assert_eq!(code(&mut s, "RCPT TO:<müller@localhost>"), 250);
+}
+
+#[test]
+fn a_local_domain_is_local_in_either_of_its_forms() {
+    let mut p = (*policy()).clone();
+    // As config.rs keeps them: A-labels, lower case.
+    p.domains = vec!["xn--bcher-kva.example".into()];
+    let mut s = Session::new(Arc::new(p), "127.0.0.1".parse().unwrap());
+    let hello = s
+        .command(parse("EHLO mail.bücher.example".as_bytes()))
+        .reply
+        .to_string();
+    assert!(
+        hello.is_ascii() && hello.contains("Hello mail.xn--bcher-kva.example"),
+        "{hello}"
+    );
+    code(&mut s, "MAIL FROM:<a@b.c> SMTPUTF8");
+    for rcpt in ["x@bücher.example", "x@BÜCHER.example", "x@XN--bcher-KVA.example"] {
+        assert_eq!(code(&mut s, &format!("RCPT TO:<{rcpt}>")), 250, "{rcpt}");
+    }
+    assert_eq!(send(&mut s, "RCPT TO:<x@bucher.example>"), (550, e(5, 7, 1)));
 }
 
 #[test]

@@ -136,6 +136,29 @@ type Spilled = (io::Result<TmpFile>, Vec<u8>, Option<Settling>);
 /// A flush running on the blocking pool.
 type Settling = tokio::task::JoinHandle<io::Result<()>>;
 
+/// Whether message data starts with a header field (`name:`, RFC 5322
+/// §2.2, white space before the colon allowed as in §4.5.3's obsolete
+/// form) or with an empty line (an empty header section): `Some(true)`;
+/// with anything else, `Some(false)`; `None` while `data` is too short to
+/// tell. A field name longer than a line may be is no field name.
+fn starts_with_header_field(data: &[u8]) -> Option<bool> {
+    const MAX_LINE: usize = 998;
+    if data.first() == Some(&b'\n') {
+        return Some(true);
+    }
+    let mut name = 0;
+    let mut space = false;
+    for &b in data.iter().take(MAX_LINE) {
+        match b {
+            b':' => return Some(name > 0),
+            b' ' | b'\t' if name > 0 => space = true,
+            33..=126 if !space => name += 1,
+            _ => return Some(false),
+        }
+    }
+    (data.len() >= MAX_LINE).then_some(false)
+}
+
 /// True for errors that mean "no space left" (452 4.3.1 rather than 451).
 pub fn is_storage_full(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
@@ -163,26 +186,29 @@ impl Delivery {
         }
     }
 
-    /// Keeps the client's data from reaching into our trace header: a
-    /// first line that starts with a space or tab would be read as more of
-    /// our `Received:` field (RFC 5322 §2.2.3 folding), letting the client
-    /// write into it. Such data has no header section of its own (no
-    /// header field starts with white space), so an empty line goes
-    /// before it and it is kept whole, as the body.
-    fn end_trace(&mut self) {
+    /// Keeps the client's data out of our trace header. Data whose first
+    /// line is not a header field has no header section of its own, and
+    /// would otherwise be read as part of ours: a first line that starts
+    /// with a space or tab as more of our `Received:` field (RFC 5322
+    /// §2.2.3 folding), letting the client write into it; any other one
+    /// (`hello`, an mbox `From ` line) as a broken header that hides the
+    /// rest of the message from readers. An empty line then goes before
+    /// the data (RFC 5322 §2.1), which is kept whole, as the body.
+    /// `finished`: no more data will come, so an undecided start is body.
+    fn end_trace(&mut self, finished: bool) {
         let Some(at) = self.data_start else {
             return;
         };
-        match self.buf.get(at) {
-            None => {}
-            // A bare CR first, too: a reader that drops it would see the
-            // white space after it as a continuation.
-            Some(b' ' | b'\t' | b'\r') => {
-                self.buf.insert(at, b'\n');
-                self.data_start = None;
-            }
-            Some(_) => self.data_start = None,
+        let data = self.buf.get(at..).unwrap_or_default();
+        let separate = match starts_with_header_field(data) {
+            Some(header) => !header,
+            None if finished => !data.is_empty(),
+            None => return,
+        };
+        if separate {
+            self.buf.insert(at, b'\n');
         }
+        self.data_start = None;
     }
 
     /// The queue id of this message.
@@ -214,7 +240,7 @@ impl Delivery {
     /// `settle`). After a write error the body is dropped; the error is
     /// reported by [`Delivery::commit`].
     pub async fn spill_if_full(&mut self) {
-        self.end_trace();
+        self.end_trace(false);
         // Until the data's first octet is known (a trace header for very
         // many recipients may fill a chunk alone) the buffer stays whole.
         if self.buf.len() < SPOOL_CHUNK || self.data_start.is_some() {
@@ -299,7 +325,7 @@ impl Delivery {
     /// the group commit) and returns its path. Nothing remains in `tmp/`
     /// or `new/` on error.
     pub async fn commit(mut self) -> io::Result<PathBuf> {
-        self.end_trace();
+        self.end_trace(true);
         if let Some(buf) = self.wait_for_write().await {
             recycle(buf);
         }
@@ -394,9 +420,10 @@ pub(crate) mod tests {
         }
     }
 
+    /// Header-field lines, so nothing is added before them.
     fn body(len: usize) -> Vec<u8> {
         (0..len)
-            .map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i % 27])
+            .map(|i| b"X: abcdefghijklmnopqrstuvw\n"[i % 27])
             .collect()
     }
 
@@ -524,15 +551,39 @@ pub(crate) mod tests {
             assert_eq!(stored(pieces), format!("{header}\n{forged}"));
         }
         assert_eq!(stored(&[b"\r\tx\n"]), format!("{header}\n\r\tx\n"));
-        for first in ["Subject: s\n\nb\n", "\nbody\n", "x"] {
+        for first in ["Subject: s\n\nb\n", "\nbody\n", "X-Obs-Form : v\n\nb\n", ""] {
             assert_eq!(
                 stored(&[first.as_bytes()]),
                 format!("{header}{first}"),
                 "{first:?}"
             );
         }
-        // White space further on is the message's own business.
-        assert_eq!(stored(&[b"S", b" x\n"]), format!("{header}S x\n"));
+        // A first line that is not a header field: body, after an empty
+        // line, however the data arrives.
+        for pieces in [
+            &[&b"hello bob\nsecond line\n"[..]][..],
+            &[b"x"],
+            &[b"S", b" x\n"],
+            &[b"Sub", b"ject", b" line\n"],
+            &[b"From me@example.org Sat Dec  5 05:00:00 2026\nSubject: s\n\nb\n"],
+            &[b":no name\n"],
+            &[b"Caf\xc3\xa9: x\n"],
+        ] {
+            assert_eq!(
+                stored(pieces),
+                format!("{header}\n{}", String::from_utf8(pieces.concat()).unwrap()),
+                "{pieces:?}"
+            );
+        }
+        // A field name split across reads is still one.
+        assert_eq!(
+            stored(&[b"Subj", b"ect: s\n\nb\n"]),
+            format!("{header}Subject: s\n\nb\n")
+        );
+        // A first line of a megabyte without a colon is decided at a
+        // line's length, not buffered whole.
+        let long = "a".repeat(2 * SPOOL_CHUNK);
+        assert_eq!(stored(&[long.as_bytes(), b"\n"]), format!("{header}\n{long}\n"));
     }
 
     #[test]
