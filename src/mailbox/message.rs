@@ -35,6 +35,13 @@ pub struct Summary {
     /// `--user` to match against.
     #[serde(skip)]
     pub header_recipients: Vec<String>,
+    /// `From:` as `list` shows it: each address's display name, or the
+    /// address when it has none.
+    #[serde(skip)]
+    pub from_names: String,
+    /// `To:` as `list` shows it: the bare addresses.
+    #[serde(skip)]
+    pub to_addresses: String,
 }
 
 /// Why a file is not a message.
@@ -153,17 +160,60 @@ pub fn summarize(raw: &[u8]) -> Result<Summary, Invalid> {
         .collect();
     let date = headers.get_first_header("Date").map(|h| decode_value(h));
     let date_unix = date.as_deref().and_then(parse_date);
+    let from_names = headers
+        .get_all_headers("From")
+        .iter()
+        .map(|h| display_names(h))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let to = get("To");
+    let to_raw: Vec<String> = headers
+        .get_all_headers("To")
+        .iter()
+        .flat_map(|h| addresses_in(&String::from_utf8_lossy(h.get_value_raw())))
+        .collect();
+    let to_addresses = if to_raw.is_empty() {
+        to.clone()
+    } else {
+        to_raw.join(", ")
+    };
     Ok(Summary {
         date_unix,
         date,
         from: get("From"),
-        to: get("To"),
+        to,
         cc: get("Cc"),
         subject: get("Subject"),
         message_id: get("Message-ID"),
         envelope_to: envelope_recipients(&headers),
         header_recipients,
+        from_names,
+        to_addresses,
     })
+}
+
+/// The display names of an address-list header (the address where one
+/// has none), comma-separated. Read as tokens (`addrparse_header`), so
+/// that a comma or `<` inside an encoded word (`=?utf-8?q?Smith=2C_Bob?=`,
+/// as mail programs write "Smith, Bob") stays part of its name. A value
+/// too long to decode whole, or one that does not parse, is shown as
+/// decoded.
+fn display_names(h: &MailHeader) -> String {
+    let list = (h.get_value_raw().len() <= MAX_DECODED)
+        .then(|| mailparse::addrparse_header(h).ok())
+        .flatten()
+        .filter(|list| !list.is_empty());
+    match list {
+        Some(list) => list
+            .iter()
+            .map(|a| match a {
+                mailparse::MailAddr::Single(s) => s.display_name.clone().unwrap_or_else(|| s.addr.clone()),
+                mailparse::MailAddr::Group(g) => g.group_name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => decode_value(h),
+    }
 }
 
 /// A `Date:` value as seconds since the epoch, or `None` when it names no
@@ -651,6 +701,22 @@ mod tests {
         ] {
             assert_eq!(parse_date(date), want, "{date}");
         }
+    }
+
+    #[test]
+    fn list_columns_keep_a_comma_inside_an_encoded_name() {
+        let s = summarize(
+            b"From: =?utf-8?q?Smith=2C_Bob?= <bob3@example.net>\nTo: =?utf-8?q?Doe=2C_John?= <john@example.test>, carol@example.test\n\n",
+        )
+        .unwrap();
+        assert_eq!(s.from_names, "Smith, Bob");
+        assert_eq!(s.to_addresses, "john@example.test, carol@example.test");
+        let s = summarize(b"From: =?utf-8?q?Smith_=3Cx=40y=3E?= <bob6@example.net>\nTo: undisclosed\n\n")
+            .unwrap();
+        assert_eq!(s.from_names, "Smith <x@y>");
+        assert_eq!(s.to_addresses, "undisclosed");
+        let s = summarize(b"From: =?x?= <a@b>, \"C D\" <c@d>, e@f\n\n").unwrap();
+        assert_eq!(s.from_names, "=?x?=, C D, e@f");
     }
 
     #[test]

@@ -133,6 +133,21 @@ fn declares_ascii(part: &ParsedMail<'_>) -> bool {
     })
 }
 
+/// How many octets at the end of a part's decoded body `decoded` are the
+/// line break before the next boundary: in a multipart message that break
+/// belongs to the boundary (RFC 2046 §5.1.1), but mailparse leaves it in
+/// the part, where decoding quoted-printable turns it into CRLF. Base64
+/// decoding drops it by itself.
+fn boundary_break(part: &ParsedMail<'_>, multipart: bool, decoded: &[u8]) -> usize {
+    if !multipart || matches!(part.get_body_encoded(), Body::Base64(_)) {
+        0
+    } else if decoded.ends_with(b"\r\n") {
+        2
+    } else {
+        usize::from(decoded.ends_with(b"\n"))
+    }
+}
+
 /// A part's body exactly as stored, transfer encoding not undone.
 fn stored_body<'a>(part: &'a ParsedMail<'a>) -> &'a [u8] {
     match part.get_body_encoded() {
@@ -257,6 +272,7 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
     let mut attachments = Vec::new();
     let mut all = Vec::new();
     leaves(&mail, false, &mut all);
+    let multipart = !mail.subparts.is_empty();
     for (part, alternative) in all {
         let mime = reader_type(part);
         let inline = !is_attachment(part);
@@ -295,8 +311,9 @@ pub fn readable(raw: &[u8]) -> Result<Readable, Invalid> {
         let size = part
             .get_body_raw()
             .ok()
-            .or_else(|| lenient_base64(part))
-            .map_or(0, |b| b.len());
+            .map(|b| b.len() - boundary_break(part, multipart, &b))
+            .or_else(|| lenient_base64(part).map(|b| b.len()))
+            .unwrap_or(0);
         attachments.push(Attachment {
             name: part_name(part),
             mime: mime.to_string(),
@@ -419,6 +436,19 @@ mod tests {
     const MIME: &str = "From: a@b\nTo: c@d\nSubject: =?UTF-8?B?w4TDpMOk?=\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"XX\"\n\npreamble\n--XX\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\nGr=C3=BC=C3=9Fe, a long line that is =\nsoft-broken.\n--XX\nContent-Type: application/octet-stream; name=\"data.bin\"\nContent-Disposition: attachment; filename=\"data.bin\"\nContent-Transfer-Encoding: base64\n\nAAECAwQ=\n--XX\nContent-Type: text/plain; name=\"=?UTF-8?Q?n=C3=B6tes.txt?=\"\nContent-Disposition: attachment\n\nsecond text\n--XX--\n";
 
     #[test]
+    fn attachment_sizes_leave_out_the_boundary_line_break() {
+        let raw = "Subject: s\r\nContent-Type: multipart/mixed; boundary=Q\r\n\r\n--Q\r\nContent-Type: text/plain\r\n\r\nbody\r\n--Q\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\nattached text\r\n--Q\r\nContent-Disposition: attachment; filename=qp.txt\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nline=3Done=\r\ncontinued\r\n--Q\r\nContent-Disposition: attachment; filename=two.txt\r\n\r\nline\r\n\r\n--Q--\r\n";
+        let sizes: Vec<usize> = readable(raw.as_bytes())
+            .unwrap()
+            .attachments
+            .iter()
+            .map(|a| a.size)
+            .collect();
+        // `attached text`, `line=onecontinued`, `line` + CRLF.
+        assert_eq!(sizes, [13, 17, 6]);
+    }
+
+    #[test]
     fn text_and_attachments() {
         let r = readable(MIME.as_bytes()).unwrap();
         assert_eq!(
@@ -444,7 +474,9 @@ mod tests {
                 Attachment {
                     name: Some("nötes.txt".into()),
                     mime: "text/plain".into(),
-                    size: 12
+                    // `second text`: the line break after it is the
+                    // boundary's.
+                    size: 11
                 },
             ]
         );

@@ -473,7 +473,7 @@ fn address_literal(i: &str) -> IResult<&str, AddressLiteral> {
         .filter(|p| p.eq_ignore_ascii_case("IPv6:"))
         .and_then(|_| inner.get(5..))
     {
-        AddressLiteral::V6(v6.parse().map_err(|_| fail())?)
+        AddressLiteral::V6(ipv6(v6).ok_or_else(fail)?)
     } else if let Some(v4) = dotted_quad(inner) {
         AddressLiteral::V4(v4)
     } else {
@@ -490,6 +490,17 @@ fn address_literal(i: &str) -> IResult<&str, AddressLiteral> {
         }
     };
     Ok((rest, lit))
+}
+
+/// An IPv6 address literal's inside. Its IPv4 tail (`::ffff:127.0.0.1`)
+/// is an IPv4 literal of RFC 5321 §4.1.3, leading zeros allowed, which
+/// the standard library's parser refuses: that tail is read by
+/// [`dotted_quad`] and written back plain first.
+fn ipv6(s: &str) -> Option<Ipv6Addr> {
+    match s.rsplit_once(':') {
+        Some((head, tail)) if tail.contains('.') => format!("{head}:{}", dotted_quad(tail)?).parse().ok(),
+        _ => s.parse().ok(),
+    }
 }
 
 /// An IPv4 address literal's inside, as RFC 5321 §4.1.3 writes it: four

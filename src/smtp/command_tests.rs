@@ -93,6 +93,19 @@ fn valid_lines() {
             "EHLO [010.0.0.1]",
             Command::Ehlo(Domain::Literal(AddressLiteral::V4("10.0.0.1".parse().unwrap()))),
         ),
+        // ... also as the IPv4 tail of an IPv6 literal (IPv6v4-comp).
+        (
+            "EHLO [IPv6:::ffff:127.000.000.001]",
+            Command::Ehlo(Domain::Literal(AddressLiteral::V6(
+                "::ffff:127.0.0.1".parse().unwrap(),
+            ))),
+        ),
+        (
+            "EHLO [IPv6:1:2:3:4:5:6:10.0.0.1]",
+            Command::Ehlo(Domain::Literal(AddressLiteral::V6(
+                "1:2:3:4:5:6:a00:1".parse().unwrap(),
+            ))),
+        ),
         ("EHLO bücher.example", Command::Ehlo(name("bücher.example"))),
         ("HELO relay.example.org", Command::Helo(name("relay.example.org"))),
         ("helo x", Command::Helo(name("x"))),
@@ -333,6 +346,8 @@ fn invalid_lines() {
         "RCPT TO:<u@[x:café]>",
         "EHLO [IPv6:nonsense]",
         "EHLO [unterminated",
+        "EHLO [IPv6:::ffff:127.0.0.256]",
+        "EHLO [IPv6:::ffff:127.0.0.0001]",
         "MAIL",
         "MAIL FROM",
         "MAIL FROM:",
