@@ -269,7 +269,7 @@ fn proxy_header_then_implicit_tls() {
     t.deliver();
     let trace = stored_trace(&srv);
     assert!(
-        trace.contains("([IPv6:2001:db8::7]:40002)\n\t(using TLSv1."),
+        trace.contains("([IPv6:2001:db8::7]) (port 40002)\n\t(using TLSv1."),
         "{trace}"
     );
 }

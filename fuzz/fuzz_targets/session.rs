@@ -21,6 +21,8 @@ fn check_reply(r: &Reply) {
     assert!(!r.lines.is_empty(), "reply without text");
     for line in &r.lines {
         assert!(!line.contains(['\r', '\n']), "line break in reply line {line:?}");
+        // RFC 6531 §3.7.4.2: replies are ASCII.
+        assert!(line.is_ascii(), "non-ASCII reply line {line:?}");
     }
     let mut wire = Vec::new();
     r.write_to(&mut wire);

@@ -29,16 +29,19 @@ pub struct TraceInfo<'a> {
     pub tls_details: Option<&'a str>,
 }
 
-/// The client address as an RFC 5321 address literal followed by the port:
-/// `[192.0.2.1]:25` or `[IPv6:2001:db8::1]:25`.
-pub fn peer_literal(peer: SocketAddr) -> String {
-    match peer {
-        SocketAddr::V4(a) => format!("[{}]:{}", a.ip(), a.port()),
+/// The client's address as RFC 5321's `TCP-info` (§4.4), an address
+/// literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`; an IPv4-mapped address
+/// as IPv4), and its port in a comment of its own after it: `TCP-info`
+/// has no room for a port. `([192.0.2.1]) (port 49904)`.
+pub fn peer_info(peer: SocketAddr) -> String {
+    let ip = match peer {
+        SocketAddr::V4(a) => format!("[{}]", a.ip()),
         SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
-            Some(v4) => format!("[{}]:{}", v4, a.port()),
-            None => format!("[IPv6:{}]:{}", a.ip(), a.port()),
+            Some(v4) => format!("[{v4}]"),
+            None => format!("[IPv6:{}]", a.ip()),
         },
-    }
+    };
+    format!("({ip}) (port {})", peer.port())
 }
 
 /// The protocol keyword of the `with` clause (RFC 3848, RFC 6531 §3.7.3).
@@ -81,9 +84,11 @@ pub fn headers(info: &TraceInfo<'_>, env: &Envelope, rcpts: &[ForwardPath], now:
         None => String::new(),
     };
     let mut s = format!(
-        "Return-Path: {from}\nReceived: from {helo} ({}){using}\n\tby {} (maildoor) with {} id {}",
-        peer_literal(info.peer),
-        by,
+        // The id is a msg-id (RFC 5321 §4.4: an Atom has no dots, the
+        // queue id has); the queue id of the 250 reply and the log is its
+        // left part.
+        "Return-Path: {from}\nReceived: from {helo} {}{using}\n\tby {by} (maildoor) with {} id <{}@{by}>",
+        peer_info(info.peer),
         protocol(info, env),
         info.queue_id,
     );
@@ -324,11 +329,18 @@ mod tests {
         let h = headers(&info, &env, &[rcpt], UNIX_EPOCH);
         assert_eq!(
             h,
-            "Return-Path: <>\nReceived: from client.example ([IPv6:::1]:4000)\n\tby mx.test (maildoor) with ESMTP id ID1\n\tfor <u@localhost>;\n\tThu, 01 Jan 1970 00:00:00 +0000\n"
+            "Return-Path: <>\nReceived: from client.example ([IPv6:::1]) (port 4000)\n\tby mx.test (maildoor) with ESMTP id <ID1@mx.test>\n\tfor <u@localhost>;\n\tThu, 01 Jan 1970 00:00:00 +0000\n"
         );
         let h = headers(&info, &env, &[ForwardPath::Postmaster], UNIX_EPOCH);
         assert!(h.contains("\n\tfor <postmaster@example.test>;\n"), "{h}");
-        assert_eq!(peer_literal("127.0.0.1:25".parse().unwrap()), "[127.0.0.1]:25");
+        assert_eq!(
+            peer_info("127.0.0.1:25".parse().unwrap()),
+            "([127.0.0.1]) (port 25)"
+        );
+        assert_eq!(
+            peer_info("[::ffff:192.0.2.1]:25".parse().unwrap()),
+            "([192.0.2.1]) (port 25)"
+        );
         let tls = TraceInfo {
             tls: true,
             tls_details: Some("TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384"),
@@ -336,7 +348,7 @@ mod tests {
         };
         let h = headers(&tls, &env, &[], UNIX_EPOCH);
         assert!(
-            h.contains("([IPv6:::1]:4000)\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\n\tby mx.test (maildoor) with ESMTPS id ID1"),
+            h.contains("([IPv6:::1]) (port 4000)\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\n\tby mx.test (maildoor) with ESMTPS id <ID1@mx.test>"),
             "{h}"
         );
         // HELO inside TLS: still ESMTPS, there is no registered "SMTPS".
@@ -344,7 +356,7 @@ mod tests {
             extended: false,
             ..hello.clone()
         };
-        for (over, keyword) in [(tls, " with ESMTPS id ID1"), (info, " with SMTP id ID1")] {
+        for (over, keyword) in [(tls, " with ESMTPS id <ID1@"), (info, " with SMTP id <ID1@")] {
             let h = headers(
                 &TraceInfo {
                     hello: Some(&helo),
