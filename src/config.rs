@@ -12,7 +12,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 use crate::cidr::Cidr;
-use crate::smtp::idna::{a_labels, domain_key};
+use crate::smtp::idna::{a_labels, domain_key, lower};
 
 /// The built-in defaults: the text of `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -539,33 +539,31 @@ impl Settings {
             "" => system_hostname(),
             h => h.to_string(),
         };
-        if !valid_hostname(&hostname) {
+        if !valid_name(&hostname) {
             return Err(bad("hostname", format!("{hostname:?} is not a valid host name")));
         }
         // The greeting and every reply are ASCII (RFC 6531 §3.7.1): an
         // internationalized name is used in its A-label form.
         let hostname = a_labels(&hostname);
-        if !valid_hostname(&hostname) {
-            return Err(bad("hostname", format!("{hostname:?} is too long as A-labels")));
-        }
         let mut domains: Vec<String> = if raw.domains.is_empty() {
             vec!["localhost".into(), hostname.clone()]
         } else {
             raw.domains.iter().map(|d| d.trim().to_string()).collect()
         };
         for d in &mut domains {
-            let stripped = d.strip_suffix('.').unwrap_or(d);
-            // Kept as A-labels, the form recipients are compared in, so
+            // Kept as written (lower case): per-recipient Maildirs are
+            // named so. Recipients are compared by `domain_key`, so
             // `bücher.example` and `xn--bcher-kva.example` are one domain.
-            let key = domain_key(stripped);
-            if !valid_hostname(stripped) || !valid_hostname(&key) {
+            let stripped = lower(d.strip_suffix('.').unwrap_or(d));
+            if !valid_name(&stripped) {
                 return Err(bad("domains", format!("{d:?} is not a valid domain")));
             }
-            *d = key;
+            *d = stripped;
         }
-        // The first stays first: it is where `<postmaster>` goes.
+        // One domain written twice, in either form, counts once; the first
+        // stays first: it is where `<postmaster>` goes.
         let mut seen = std::collections::HashSet::new();
-        domains.retain(|d| seen.insert(d.clone()));
+        domains.retain(|d| seen.insert(domain_key(d)));
         if raw.maildir.as_os_str().is_empty() {
             return Err(bad("maildir", "must not be empty"));
         }
@@ -757,6 +755,14 @@ pub fn valid_hostname(h: &str) -> bool {
         })
 }
 
+/// A host or domain name, internationalized or not: its non-ASCII
+/// characters letters or digits, and its A-label form a valid host name
+/// (DNS's limits of 63 and 253 octets apply to that form, RFC 5890
+/// §2.3.2.1).
+pub fn valid_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_ascii() || c.is_alphanumeric()) && valid_hostname(&a_labels(name))
+}
+
 /// The machine's host name (`/proc/sys/kernel/hostname`), or `localhost`.
 pub fn system_hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
@@ -871,7 +877,7 @@ mod tests {
     }
 
     #[test]
-    fn internationalized_names_are_kept_as_a_labels() {
+    fn internationalized_names_count_in_either_form() {
         let over = Overrides {
             hostname: Some("mx.Bücher.example".into()),
             domains: vec![
@@ -883,16 +889,29 @@ mod tests {
         };
         let s = Settings::load(&over, env(&[])).unwrap();
         assert_eq!(s.hostname, "mx.xn--bcher-kva.example");
+        // As written, in lower case; the A-label spelling of the same
+        // domain is not a second one.
         assert_eq!(
             s.domains,
-            vec!["xn--bcher2-3ya.example".to_string(), "b.test".to_string()]
+            vec!["bücher2.example".to_string(), "b.test".to_string()]
         );
-        let long = Overrides {
-            domains: vec![format!("{}.example", "ü".repeat(40))],
+        // DNS's 63-octet limit is on the A-label: 40 ü are 80 octets of
+        // UTF-8 but `xn--` and 42 letters; 63 of them are too many.
+        let name = |n: usize| format!("{}.example", "ü".repeat(n));
+        let with = |d: String| Overrides {
+            domains: vec![d],
             ..Default::default()
         };
-        let err = Settings::load(&long, env(&[])).unwrap_err().to_string();
-        assert!(err.contains("domains"), "{err}");
+        assert_eq!(
+            Settings::load(&with(name(40)), env(&[])).unwrap().domains,
+            [name(40)]
+        );
+        for bad in [name(63), "a/b.example".into(), "a\u{2192}b.example".into()] {
+            let err = Settings::load(&with(bad.clone()), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("domains"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::smtp::command::{Domain, ForwardPath};
-use crate::smtp::idna::domain_key;
+use crate::smtp::idna::{domain_key, lower};
 
 /// Longest local part, in octets (RFC 5321 §4.5.3.1.1).
 pub const MAX_LOCAL_PART: usize = 64;
@@ -50,19 +50,28 @@ pub enum RouteError {
 const SAFE_PUNCT: &str = "!#$&'*+-=?^_`{|}~.";
 
 /// Maps a local recipient to its mailbox. `primary` is the domain used for
-/// `<postmaster>` and address-literal recipients; `delimiter` cuts
-/// `user+tag` down to `user`.
+/// `<postmaster>` and address-literal recipients; `domains` are the local
+/// domains, whose directory is named as configured (in lower case), in
+/// whichever form (A-labels or U-labels) the recipient wrote the domain;
+/// `delimiter` cuts `user+tag` down to `user`.
 pub fn mailbox_key(
     to: &ForwardPath,
     primary: &str,
+    domains: &[String],
     delimiter: Option<char>,
 ) -> Result<MailboxKey, RouteError> {
     let (local, domain) = match to {
-        ForwardPath::Postmaster => ("postmaster", primary.to_string()),
+        ForwardPath::Postmaster => ("postmaster", lower(primary)),
         ForwardPath::Mailbox(m) => {
             let domain = match &m.domain {
-                Domain::Name(n) => domain_key(n),
-                Domain::Literal(_) => primary.to_string(),
+                Domain::Name(n) => {
+                    let key = domain_key(n);
+                    domains
+                        .iter()
+                        .find(|d| domain_key(d) == key)
+                        .map_or_else(|| lower(n), |d| lower(d))
+                }
+                Domain::Literal(_) => lower(primary),
             };
             (m.local.as_str(), domain)
         }
@@ -124,7 +133,12 @@ mod tests {
         let Ok(Command::Rcpt { to }) = parse(format!("RCPT TO:{rcpt}").as_bytes()) else {
             panic!("{rcpt} does not parse");
         };
-        mailbox_key(&to, "localhost", delim)
+        mailbox_key(
+            &to,
+            "localhost",
+            &["localhost".into(), "bücher.example".into()],
+            delim,
+        )
     }
 
     fn ok(rcpt: &str, domain: &str, user: &str) {
@@ -147,9 +161,12 @@ mod tests {
         ok("<postmaster>", "localhost", "postmaster");
         ok("<u@[127.0.0.1]>", "localhost", "u");
         ok("<Jürgen@localhost>", "localhost", "jürgen");
-        // Both forms of an internationalized domain: one directory.
-        ok("<u@Bücher.example>", "xn--bcher-kva.example", "u");
-        ok("<u@XN--BCHER-KVA.example>", "xn--bcher-kva.example", "u");
+        // Both forms of an internationalized domain: one directory,
+        // named as the domain is configured.
+        ok("<u@Bücher.example>", "bücher.example", "u");
+        ok("<u@XN--BCHER-KVA.example>", "bücher.example", "u");
+        // Not a local domain (the reader may ask): as written.
+        ok("<u@Other.Example>", "other.example", "u");
         ok("<o'brien@localhost>", "localhost", "o'brien");
         assert_eq!(key("<a+b@localhost>", None).unwrap().user, "a+b");
     }

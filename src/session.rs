@@ -737,7 +737,15 @@ where
         let mut targets: Vec<_> = env
             .rcpts
             .iter()
-            .filter_map(|r| route::mailbox_key(r, policy.primary_domain(), policy.recipient_delimiter).ok())
+            .filter_map(|r| {
+                route::mailbox_key(
+                    r,
+                    policy.primary_domain(),
+                    &policy.domains,
+                    policy.recipient_delimiter,
+                )
+                .ok()
+            })
             .map(|key| key.path(root))
             .collect();
         let mut seen = std::collections::HashSet::new();

@@ -89,8 +89,7 @@ fn select(layout: &Layout<'_>, user: Option<&str>) -> Result<Selection, MailboxE
             filter: None,
         }),
         Some(user) => {
-            let (mailbox, own) =
-                Mailbox::open_for_user(layout.root, user, layout.delimiter, layout.primary())?;
+            let (mailbox, own) = Mailbox::open_for_user(layout.root, user, layout.delimiter, layout.domains)?;
             Ok(Selection {
                 mailbox,
                 filter: (!own).then(|| UserFilter::new(user, layout.primary())),
@@ -111,7 +110,7 @@ fn stdout_error(e: std::io::Error) -> MailboxError {
 /// shared Maildir never gets their mail).
 fn watched(layout: &Layout<'_>, user: Option<&str>, err: &mut dyn Write) -> Result<Watched, MailboxError> {
     if let (Some(user), true) = (user, layout.per_recipient) {
-        let found = Mailbox::locate_user(layout.root, user, layout.delimiter, layout.primary())?;
+        let found = Mailbox::locate_user(layout.root, user, layout.delimiter, layout.domains)?;
         if found.found.is_none() {
             let expected = found
                 .expected
@@ -120,7 +119,7 @@ fn watched(layout: &Layout<'_>, user: Option<&str>, err: &mut dyn Write) -> Resu
             // mail for domains it does not serve.
             let parsed = message::parse_address(user);
             if let Some(domain) = parsed.as_ref().and_then(message::named_domain) {
-                let served = layout.domains.iter().any(|d| *d == domain_key(domain));
+                let served = layout.domains.iter().any(|d| domain_key(d) == domain_key(domain));
                 if !served && !layout.domains.is_empty() {
                     let _ = writeln!(
                         err,
@@ -133,7 +132,7 @@ fn watched(layout: &Layout<'_>, user: Option<&str>, err: &mut dyn Write) -> Resu
                 root: layout.root.to_path_buf(),
                 user: user.to_string(),
                 delimiter: layout.delimiter,
-                primary: layout.primary().map(str::to_string),
+                domains: layout.domains.to_vec(),
                 expected,
             });
         }

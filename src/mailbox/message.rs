@@ -529,17 +529,12 @@ pub fn normalize_user(user: &str) -> String {
 /// name in A-labels, the form the server files it by
 /// (`u@bücher.example` is `u@xn--bcher-kva.example`).
 pub fn normalize_address(addr: &str) -> String {
-    let addr = addr
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_lowercase();
+    let addr = addr.trim().trim_start_matches('<').trim_end_matches('>').trim();
     match addr.rsplit_once('@') {
-        Some((local, domain)) if !domain.is_ascii() && !domain.starts_with('[') => {
-            format!("{local}@{}", domain_key(domain))
+        Some((local, domain)) if !domain.starts_with('[') => {
+            format!("{}@{}", local.to_lowercase(), domain_key(domain))
         }
-        _ => addr,
+        _ => addr.to_lowercase(),
     }
 }
 
@@ -741,6 +736,10 @@ mod tests {
         assert_eq!(
             normalize_address("<u@XN--BCHER-KVA.example>"),
             "u@xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normalize_address("u@ΑΣ.example"),
+            normalize_address("U@ασ.Example")
         );
         assert!(!s.is_for("zzz@else"));
         // Only our own Received header counts.

@@ -207,9 +207,9 @@ impl Mailbox {
         root: &Path,
         user: &str,
         delimiter: Option<char>,
-        primary: Option<&str>,
+        domains: &[String],
     ) -> Result<(Self, bool), MailboxError> {
-        match Mailbox::locate_user(root, user, delimiter, primary)?.found {
+        match Mailbox::locate_user(root, user, delimiter, domains)?.found {
             Some(dir) => Ok((Mailbox::open(dir)?, true)),
             None => Ok((Mailbox::open(root)?, false)),
         }
@@ -218,15 +218,16 @@ impl Mailbox {
     /// Where the per-recipient Maildir of `user` (`local@domain`) is under
     /// `root`, or will be: `root/<domain>/<local>/`, trying the local part
     /// as typed, in lower case, and cut at `delimiter` (the server's
-    /// `recipient_delimiter`), in that order. `primary` is the server's
-    /// first domain, where `<postmaster>` and address-literal recipients
-    /// are delivered.
+    /// `recipient_delimiter`), in that order. `domains` are the server's:
+    /// a local domain's directory is named as configured, and the first is
+    /// where `<postmaster>` and address-literal recipients are delivered.
     pub fn locate_user(
         root: &Path,
         user: &str,
         delimiter: Option<char>,
-        primary: Option<&str>,
+        domains: &[String],
     ) -> Result<UserMaildir, MailboxError> {
+        let primary = domains.first().map(String::as_str);
         // First as the server names it: the address parsed as SMTP (quoted
         // local parts too) and keyed as delivery keys it. Postmaster's and
         // an address literal's Maildir is under the server's first domain;
@@ -235,7 +236,9 @@ impl Mailbox {
         let server = parsed
             .as_ref()
             .filter(|to| primary.is_some() || message::named_domain(to).is_some())
-            .and_then(|to| crate::route::mailbox_key(to, primary.unwrap_or_default(), delimiter).ok())
+            .and_then(|to| {
+                crate::route::mailbox_key(to, primary.unwrap_or_default(), domains, delimiter).ok()
+            })
             .map(|key| key.path(root));
         let addr = message::normalize_address(user);
         let plain = addr

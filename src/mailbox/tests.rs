@@ -199,36 +199,36 @@ fn mark_seen_moves_new_to_cur_and_keeps_flags() {
 #[test]
 fn per_user_maildir_or_shared() {
     let (dir, _) = maildir();
-    let (_, own) = Mailbox::open_for_user(dir.path(), "bob@localhost", None, None).unwrap();
+    let (_, own) = Mailbox::open_for_user(dir.path(), "bob@localhost", None, &[]).unwrap();
     assert!(!own);
     let user_dir = dir.path().join("localhost").join("bob");
     for sub in ["cur", "new", "tmp"] {
         fs::create_dir_all(user_dir.join(sub)).unwrap();
     }
-    let (mb, own) = Mailbox::open_for_user(dir.path(), "<Bob@LOCALHOST>", None, None).unwrap();
+    let (mb, own) = Mailbox::open_for_user(dir.path(), "<Bob@LOCALHOST>", None, &[]).unwrap();
     assert!(own);
     assert_eq!(mb.root(), user_dir);
     // With the server's recipient delimiter, bob+tag reads bob's Maildir;
     // without it there is no such mailbox.
-    let (mb, own) = Mailbox::open_for_user(dir.path(), "Bob+Tag@localhost", Some('+'), None).unwrap();
+    let (mb, own) = Mailbox::open_for_user(dir.path(), "Bob+Tag@localhost", Some('+'), &[]).unwrap();
     assert!(own);
     assert_eq!(mb.root(), user_dir);
-    let (_, own) = Mailbox::open_for_user(dir.path(), "Bob+Tag@localhost", None, None).unwrap();
+    let (_, own) = Mailbox::open_for_user(dir.path(), "Bob+Tag@localhost", None, &[]).unwrap();
     assert!(!own);
     // Addresses the server takes whose local part names no directory:
     // no Maildir of their own (their mail is filtered), never a path.
     for odd in ["a/b@c", "\"../x\"@localhost", "\"d\\\\e\"@localhost"] {
-        let found = Mailbox::locate_user(dir.path(), odd, Some('+'), None).unwrap();
+        let found = Mailbox::locate_user(dir.path(), odd, Some('+'), &[]).unwrap();
         assert_eq!((found.found, found.expected), (None, None), "{odd}");
     }
     // A quoted local part that needs no quotes is the same mailbox.
-    let (mb, own) = Mailbox::open_for_user(dir.path(), "\"Bob\"@localhost", None, None).unwrap();
+    let (mb, own) = Mailbox::open_for_user(dir.path(), "\"Bob\"@localhost", None, &[]).unwrap();
     assert!(own);
     assert_eq!(mb.root(), user_dir);
     for bad in ["bob", "../x@localhost", "a@..", "@localhost", "a@b/c", "a@."] {
         assert!(
             matches!(
-                Mailbox::open_for_user(dir.path(), bad, Some('+'), None),
+                Mailbox::open_for_user(dir.path(), bad, Some('+'), &[]),
                 Err(MailboxError::BadAddress(_))
             ),
             "{bad}"
@@ -241,7 +241,7 @@ fn a_user_maildir_is_expected_where_the_server_will_make_it() {
     let (dir, _) = maildir();
     let root = dir.path();
     let bob = root.join("example.org").join("bob");
-    let at = |user: &str, delimiter| Mailbox::locate_user(root, user, delimiter, None).unwrap();
+    let at = |user: &str, delimiter| Mailbox::locate_user(root, user, delimiter, &[]).unwrap();
     // Not there yet: expected at the lower-case local part, cut at the
     // delimiter, as the server names it.
     for (user, delimiter) in [
@@ -262,11 +262,11 @@ fn a_user_maildir_is_expected_where_the_server_will_make_it() {
     fs::create_dir_all(bob.join("new")).unwrap();
     assert_eq!(at("Bob+News@example.org", Some('+')).found, Some(bob.clone()));
     // open_for_user reads what locate_user found, once it is a Maildir.
-    assert!(Mailbox::open_for_user(root, "bob@example.org", None, None).is_err());
+    assert!(Mailbox::open_for_user(root, "bob@example.org", None, &[]).is_err());
     for sub in ["cur", "tmp"] {
         fs::create_dir(bob.join(sub)).unwrap();
     }
-    let (mb, own) = Mailbox::open_for_user(root, "bob@example.org", None, None).unwrap();
+    let (mb, own) = Mailbox::open_for_user(root, "bob@example.org", None, &[]).unwrap();
     assert!(own);
     assert_eq!(mb.root(), bob);
 }
@@ -276,7 +276,7 @@ fn postmaster_and_address_literals_are_found_under_the_first_domain() {
     let (dir, _) = maildir();
     let root = dir.path();
     let at = |user: &str| {
-        Mailbox::locate_user(root, user, None, Some("example.org"))
+        Mailbox::locate_user(root, user, None, &["example.org".into(), "bücher.example".into()])
             .unwrap()
             .expected
     };
@@ -292,9 +292,14 @@ fn postmaster_and_address_literals_are_found_under_the_first_domain() {
     assert_eq!(at("bob@[IPv6:::1]"), Some(root.join("example.org").join("bob")));
     // Named domains are their own, whatever the first one is.
     assert_eq!(at("bob@other.test"), Some(root.join("other.test").join("bob")));
+    // A local domain's directory is named as configured, in whichever
+    // form the address writes it.
+    for user in ["bob@xn--bcher-kva.example", "bob@BÜCHER.example"] {
+        assert_eq!(at(user), Some(root.join("bücher.example").join("bob")), "{user}");
+    }
     // Without the first domain, postmaster has no Maildir to name.
     assert_eq!(
-        Mailbox::locate_user(root, "postmaster", None, None)
+        Mailbox::locate_user(root, "postmaster", None, &[])
             .unwrap()
             .expected,
         None

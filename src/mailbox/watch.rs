@@ -28,8 +28,8 @@ pub enum Watched {
         user: String,
         /// The server's `recipient_delimiter`.
         delimiter: Option<char>,
-        /// The server's first domain (see `Layout::primary`).
-        primary: Option<String>,
+        /// The server's domains (see `Mailbox::locate_user`).
+        domains: Vec<String>,
         /// Where the server will make it.
         expected: PathBuf,
     },
@@ -59,9 +59,9 @@ fn appeared(
     root: &Path,
     user: &str,
     delimiter: Option<char>,
-    primary: Option<&str>,
+    domains: &[String],
 ) -> Result<Option<Mailbox>, MailboxError> {
-    match Mailbox::locate_user(root, user, delimiter, primary)?.found {
+    match Mailbox::locate_user(root, user, delimiter, domains)?.found {
         Some(dir) => match Mailbox::open(dir) {
             Ok(mb) => Ok(Some(mb)),
             Err(MailboxError::NotMaildir(_)) => Ok(None),
@@ -105,7 +105,7 @@ pub async fn watch(
             root,
             user,
             delimiter,
-            primary,
+            domains,
             expected,
         } => {
             say(
@@ -117,7 +117,7 @@ pub async fn watch(
                     _ = &mut stop => return Ok(()),
                     _ = tick.tick() => {}
                 }
-                if let Some(mb) = appeared(&root, &user, delimiter, primary.as_deref())? {
+                if let Some(mb) = appeared(&root, &user, delimiter, &domains)? {
                     break (mb, None, HashSet::new());
                 }
             }

@@ -520,10 +520,11 @@ fn dotted_quad(s: &str) -> Option<Ipv4Addr> {
 }
 
 impl Domain {
-    /// True for a host name whose key ([`domain_key`]: A-labels, lower
-    /// case) is `key`: `xn--bcher-kva.example` is `Bücher.example`.
-    pub fn is_name(&self, key: &str) -> bool {
-        matches!(self, Domain::Name(n) if domain_key(n) == key)
+    /// True for a host name that is `name` in either form and any case
+    /// (their [`domain_key`]s are equal): `xn--bcher-kva.example` is
+    /// `Bücher.example`.
+    pub fn is_name(&self, name: &str) -> bool {
+        matches!(self, Domain::Name(n) if domain_key(n) == domain_key(name))
     }
 
     /// True when the domain or literal has any non-ASCII character.

@@ -3,10 +3,17 @@
 //! whichever form (U-labels or A-labels) a client or the configuration
 //! wrote it in (RFC 6531 §3.2 lets clients use either).
 
-/// The key a domain is compared and filed by: A-labels, in ASCII lower
-/// case. `Bücher.Example` and `xn--bcher-kva.example` have the same key.
+/// The key a domain is compared by: A-labels, in ASCII lower case.
+/// `Bücher.Example` and `xn--bcher-kva.example` have the same key.
 pub fn domain_key(name: &str) -> String {
     a_labels(name).to_ascii_lowercase()
+}
+
+/// `s` in lower case, character by character: unlike `str::to_lowercase`
+/// a capital sigma is always `σ`, wherever it stands, so a name has one
+/// lower-case form however it is cut up.
+pub fn lower(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).collect()
 }
 
 /// `name` with each non-ASCII label (lower-cased) written as its A-label,
@@ -21,7 +28,7 @@ pub fn a_labels(name: &str) -> String {
             }
             // Lower case first: some characters become ASCII (KELVIN SIGN
             // is `k`), and an all-ASCII label has no A-label.
-            let lower = label.to_lowercase();
+            let lower = lower(label);
             if lower.is_ascii() {
                 lower
             } else {
@@ -131,5 +138,8 @@ mod tests {
             assert_eq!(domain_key(name), "xn--bcher-kva.example", "{name}");
         }
         assert_eq!(domain_key("Mail.Example.ORG"), "mail.example.org");
+        // A capital sigma has one lower case, wherever it stands.
+        assert_eq!(domain_key("ΑΣ.example"), domain_key("ασ.example"));
+        assert_eq!(lower("ΑΣ.Example"), "ασ.example");
     }
 }

@@ -393,8 +393,12 @@ impl Session {
             return self.error(Reply::new(550, codes::RELAY_DENIED, "Error: relay access denied"));
         }
         if self.policy.per_recipient {
-            let routed =
-                route::mailbox_key(&to, self.policy.primary_domain(), self.policy.recipient_delimiter);
+            let routed = route::mailbox_key(
+                &to,
+                self.policy.primary_domain(),
+                &self.policy.domains,
+                self.policy.recipient_delimiter,
+            );
             match routed {
                 Err(e) => return self.error(Reply::new(553, codes::BAD_ADDRESS, format!("Error: {e}"))),
                 // RFC 5321 §4.5.1: postmaster is always accepted.

@@ -234,7 +234,6 @@ fn utf8_addresses_need_smtputf8() {
 #[test]
 fn a_local_domain_is_local_in_either_of_its_forms() {
     let mut p = (*policy()).clone();
-    // As config.rs keeps them: A-labels, lower case.
     p.domains = vec!["xn--bcher-kva.example".into()];
     let mut s = Session::new(Arc::new(p), "127.0.0.1".parse().unwrap());
     let hello = s

@@ -137,7 +137,7 @@ type Spilled = (io::Result<TmpFile>, Vec<u8>, Option<Settling>);
 type Settling = tokio::task::JoinHandle<io::Result<()>>;
 
 /// Whether message data starts with a header field (`name:`, RFC 5322
-/// §2.2, white space before the colon allowed as in §4.5.3's obsolete
+/// §2.2, white space before the colon allowed as in §4.5's obsolete
 /// form) or with an empty line (an empty header section): `Some(true)`;
 /// with anything else, `Some(false)`; `None` while `data` is too short to
 /// tell. A field name longer than a line may be is no field name.
