@@ -755,12 +755,12 @@ pub fn valid_hostname(h: &str) -> bool {
         })
 }
 
-/// A host or domain name, internationalized or not: its non-ASCII
-/// characters letters or digits, and its A-label form a valid host name
-/// (DNS's limits of 63 and 253 octets apply to that form, RFC 5890
-/// §2.3.2.1).
+/// A host or domain name, internationalized or not: one the SMTP parser
+/// takes (at most 255 octets as written, so it also fits as a directory
+/// name), whose A-label form is a valid host name (DNS's limits of 63 and
+/// 253 octets apply to that form, RFC 5890 §2.3.2.1).
 pub fn valid_name(name: &str) -> bool {
-    name.chars().all(|c| c.is_ascii() || c.is_alphanumeric()) && valid_hostname(&a_labels(name))
+    crate::smtp::command::is_domain_name(name) && valid_hostname(&a_labels(name))
 }
 
 /// The machine's host name (`/proc/sys/kernel/hostname`), or `localhost`.
@@ -906,7 +906,25 @@ mod tests {
             Settings::load(&with(name(40)), env(&[])).unwrap().domains,
             [name(40)]
         );
-        for bad in [name(63), "a/b.example".into(), "a\u{2192}b.example".into()] {
+        // Combining marks are part of many scripts' names; `İ` is `i` and a
+        // combining dot in lower case.
+        for good in ["हिन्दी.example", "เว็บไซต์.example", "İstanbul.example"] {
+            assert_eq!(
+                Settings::load(&with(good.into()), env(&[])).unwrap().domains,
+                [lower(good)]
+            );
+        }
+        // More than 255 octets as written cannot be a directory name (nor
+        // a name a client can write), short as its A-labels may be.
+        let long = format!("{0}.{0}.{0}", "ü".repeat(55));
+        assert!(valid_hostname(&a_labels(&long)));
+        for bad in [
+            name(63),
+            long,
+            "a/b.example".into(),
+            "a b.example".into(),
+            "a\u{200b}b.example".into(),
+        ] {
             let err = Settings::load(&with(bad.clone()), env(&[]))
                 .unwrap_err()
                 .to_string();

@@ -715,6 +715,20 @@ mod tests {
     }
 
     #[test]
+    fn envelope_recipients_in_the_current_received_layout() {
+        let one = "Return-Path: <a@b>\nReceived: from c.example ([IPv6:::1]) (port 4000)\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\n\tby mx.test (maildoor) with ESMTPS id <1.M2P3Q4@mx.test>\n\tfor <\"x y\"@localhost>;\n\tThu, 01 Jan 1970 00:00:00 +0000\n\n";
+        assert_eq!(
+            summarize(one.as_bytes()).unwrap().envelope_to,
+            ["\"x y\"@localhost"]
+        );
+        let many = "Return-Path: <a@b>\nReceived: from c.example ([127.0.0.1]) (port 4000)\n\tby mx.test (maildoor) with ESMTP id <1.M2P3Q4@mx.test>\n\t(envelope recipients: <a@localhost>,\n\t <\"b\\)\"@localhost>);\n\tThu, 01 Jan 1970 00:00:00 +0000\n\n";
+        assert_eq!(
+            summarize(many.as_bytes()).unwrap().envelope_to,
+            ["a@localhost", "\"b)\"@localhost"]
+        );
+    }
+
+    #[test]
     fn envelope_recipients_of_a_header_written_before_comments_were_escaped() {
         let raw = "Received: from x ([::1]:1)\n\tby h (maildoor) with SMTP id 1.M2P3Q4\n\t(envelope recipients: <\"a\\\"b\"@x.test>,\n\t <c@x.test>);\n\tThu, 01 Jan 1970 00:00:00 +0000\n\n";
         let s = summarize(raw.as_bytes()).unwrap();

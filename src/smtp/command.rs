@@ -426,6 +426,16 @@ fn quoted_string(i: &str) -> IResult<&str, String> {
     )(i)
 }
 
+/// True for a host name as MAIL and RCPT take one (U-labels allowed):
+/// the check `domains` and `hostname` are held to, so a configured name
+/// is one a client can write.
+pub fn is_domain_name(name: &str) -> bool {
+    name_fits(name)
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(is_label_char))
+}
+
 fn is_label_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii() && is_visible(c)
 }
