@@ -23,7 +23,6 @@ use tracing::{debug, info, warn};
 
 use crate::bufpool::BufPool;
 use crate::config::BareLf;
-use crate::route;
 use crate::server::Phase as ServerPhase;
 use crate::smtp::command;
 use crate::smtp::data::{DataDecoder, Progress};
@@ -737,15 +736,7 @@ where
         let mut targets: Vec<_> = env
             .rcpts
             .iter()
-            .filter_map(|r| {
-                route::mailbox_key(
-                    r,
-                    policy.primary_domain(),
-                    &policy.domains,
-                    policy.recipient_delimiter,
-                )
-                .ok()
-            })
+            .filter_map(|r| policy.mailbox_key(r).ok())
             .map(|key| key.path(root))
             .collect();
         let mut seen = std::collections::HashSet::new();

@@ -1,7 +1,9 @@
 //! Internationalized domain names as SMTP needs them: one ASCII form
-//! (A-labels, RFC 5890 §2.3.2.1) to compare, store and show a name by,
-//! whichever form (U-labels or A-labels) a client or the configuration
-//! wrote it in (RFC 6531 §3.2 lets clients use either).
+//! (A-labels, RFC 5890 §2.3.2.1) to compare names by and to show them in
+//! replies and headers, whichever form (U-labels or A-labels) a client or
+//! the configuration wrote them in (RFC 6531 §3.2 lets clients use
+//! either). Per-recipient Maildirs keep the configured spelling (see
+//! `route::mailbox_key`).
 
 /// The key a domain is compared by: A-labels, in ASCII lower case.
 /// `Bücher.Example` and `xn--bcher-kva.example` have the same key.

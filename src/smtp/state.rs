@@ -48,6 +48,12 @@ impl Policy {
             .first()
             .map_or(self.hostname.as_str(), String::as_str)
     }
+
+    /// The per-recipient mailbox of a local recipient (see
+    /// [`route::mailbox_key`]).
+    pub fn mailbox_key(&self, to: &ForwardPath) -> Result<route::MailboxKey, route::RouteError> {
+        route::mailbox_key(to, self.primary_domain(), &self.domains, self.recipient_delimiter)
+    }
 }
 
 /// Where the session is in the dialogue.
@@ -393,12 +399,7 @@ impl Session {
             return self.error(Reply::new(550, codes::RELAY_DENIED, "Error: relay access denied"));
         }
         if self.policy.per_recipient {
-            let routed = route::mailbox_key(
-                &to,
-                self.policy.primary_domain(),
-                &self.policy.domains,
-                self.policy.recipient_delimiter,
-            );
+            let routed = self.policy.mailbox_key(&to);
             match routed {
                 Err(e) => return self.error(Reply::new(553, codes::BAD_ADDRESS, format!("Error: {e}"))),
                 // RFC 5321 §4.5.1: postmaster is always accepted.
