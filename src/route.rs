@@ -43,6 +43,10 @@ pub enum RouteError {
     /// Starts or ends with a dot, or has two in a row.
     #[error("local part has a misplaced dot")]
     Dot,
+    /// Starts with `-`: a directory named `-rf` is an option to every
+    /// command an administrator runs over the mailboxes with `*`.
+    #[error("local part starts with '-'")]
+    Dash,
 }
 
 /// Characters allowed besides letters and digits: RFC 5322 atext without
@@ -92,6 +96,9 @@ pub fn mailbox_key(
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(RouteError::Dot);
+    }
+    if local.starts_with('-') {
+        return Err(RouteError::Dash);
     }
     Ok(MailboxKey { domain, user: local })
 }
@@ -185,9 +192,11 @@ mod tests {
             "<\"\"@localhost>",
             "<+tag@localhost>",
             "<\".hidden\"@localhost>",
+            "<-rf@localhost>",
         ] {
             assert!(key(rcpt, Some('+')).is_err(), "{rcpt} should be refused");
         }
+        assert_eq!(key("<-rf@localhost>", None), Err(RouteError::Dash));
         let long = format!("<{}@localhost>", "a".repeat(65));
         assert_eq!(key(&long, None), Err(RouteError::Length));
         let max = format!("<{}@localhost>", "a".repeat(64));

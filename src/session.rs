@@ -914,8 +914,8 @@ where
                 .unwrap_or_default();
             info!(
                 queue_id = %id,
-                from = %from,
-                rcpts = %rcpts.join(","),
+                from = %log_field(&from),
+                rcpts = %log_field(&rcpts.join(",")),
                 size = decoder.wire_size(),
                 file = %file,
                 "message accepted"
@@ -928,6 +928,19 @@ where
                 full: is_storage_full(&e),
             })
         }
+    }
+}
+
+/// Client text as a log field: as it is when it is one plain word, else
+/// quoted and escaped (`"\"x rcpts=root@localhost\""`), so that a quoted
+/// local part with spaces cannot pose as more `key=value` fields.
+fn log_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\' || c == '=')
+    {
+        format!("{s:?}").into()
+    } else {
+        s.into()
     }
 }
 

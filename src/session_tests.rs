@@ -355,3 +355,13 @@ async fn tcp_ack_now_leaves_delayed_ack_mode() {
     server.ack_now();
     assert!(quick(&server));
 }
+
+#[test]
+fn client_text_in_a_log_field_cannot_pose_as_more_fields() {
+    assert_eq!(log_field("<alice@example.net>"), "<alice@example.net>");
+    assert_eq!(
+        log_field("<\"x rcpts=root@localhost size=1\"@b.test>"),
+        r#""<\"x rcpts=root@localhost size=1\"@b.test>""#
+    );
+    assert_eq!(log_field("<a=b@c>"), r#""<a=b@c>""#);
+}

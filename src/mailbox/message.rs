@@ -393,6 +393,9 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// What marks maildoor's own `Received:` header: ` by HOST (maildoor) with`.
+const MARK: &str = " (maildoor) ";
+
 /// The recipients in maildoor's own `Received:` header (the first one
 /// that says `(maildoor)`): `for <a@b>` for one recipient, the comment
 /// `(envelope recipients: <a@b>, <c@d>)` for several.
@@ -401,14 +404,16 @@ pub fn envelope_recipients(headers: &[MailHeader<'_>]) -> Vec<String> {
         .get_all_headers("Received")
         .into_iter()
         .map(|h| String::from_utf8_lossy(h.get_value_raw()).replace(['\r', '\n', '\t'], " "))
-        .find(|v| v.contains("(maildoor)"));
+        .find(|v| v.contains(MARK));
     let Some(value) = ours else {
         return Vec::new();
     };
     // What follows `(maildoor) with <protocol> id <queue id>` says who the
     // message was for; a recipient's own text further on (a quoted local
-    // part may hold anything) is never taken for it.
-    let Some((_, after)) = value.split_once("(maildoor)") else {
+    // part may hold anything) is never taken for it. The mark is a word of
+    // its own: the client's EHLO name before it has no spaces, so its
+    // `[x:(maildoor)]` is not the mark.
+    let Some((_, after)) = value.split_once(MARK) else {
         return Vec::new();
     };
     let mut words = after.split(' ').filter(|w| !w.is_empty());
@@ -712,6 +717,12 @@ mod tests {
         assert_eq!(s.to_addresses, "undisclosed");
         let s = summarize(b"From: =?x?= <a@b>, \"C D\" <c@d>, e@f\n\n").unwrap();
         assert_eq!(s.from_names, "=?x?=, C D, e@f");
+    }
+
+    #[test]
+    fn a_client_name_that_says_maildoor_is_not_our_mark() {
+        let raw = "Return-Path: <a@b>\nReceived: from [x:(maildoor)] ([127.0.0.1]) (port 4000)\n\tby mx.test (maildoor) with ESMTP id <1.M2P3Q4@mx.test>\n\tfor <bob@localhost>;\n\tThu, 01 Jan 1970 00:00:00 +0000\nTo: alice@localhost\n\n";
+        assert_eq!(summarize(raw.as_bytes()).unwrap().envelope_to, ["bob@localhost"]);
     }
 
     #[test]

@@ -42,8 +42,29 @@ pub struct Readable {
 
 fn parse(raw: &[u8]) -> Result<ParsedMail<'_>, Invalid> {
     check(raw)?;
+    // mailparse takes multiparts apart recursively, each level scanning
+    // the rest of the message again: a sender's 50,000 nested multiparts
+    // (2.8 MB) overflowed the stack after seconds of work. Every part
+    // starts with its own header, so counting `Content-Type:` lines bounds
+    // the depth and the work.
+    let types = raw
+        .split(|&b| b == b'\n')
+        .filter(|line| {
+            line.get(..13)
+                .is_some_and(|h| h.eq_ignore_ascii_case(b"content-type:"))
+        })
+        .count();
+    if types > MAX_PARTS {
+        return Err(Invalid::Parse(format!(
+            "more than {MAX_PARTS} MIME parts (Content-Type lines: {types}); --raw shows it as stored"
+        )));
+    }
     mailparse::parse_mail(raw).map_err(|e| Invalid::Parse(e.to_string()))
 }
+
+/// Most `Content-Type:` lines a message may have for `show` to take it
+/// apart (see [`parse`]).
+const MAX_PARTS: usize = 500;
 
 /// True for parts a reader would save rather than read inline.
 fn is_attachment(part: &ParsedMail<'_>) -> bool {
@@ -434,6 +455,31 @@ mod tests {
     use super::*;
 
     const MIME: &str = "From: a@b\nTo: c@d\nSubject: =?UTF-8?B?w4TDpMOk?=\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"XX\"\n\npreamble\n--XX\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\nGr=C3=BC=C3=9Fe, a long line that is =\nsoft-broken.\n--XX\nContent-Type: application/octet-stream; name=\"data.bin\"\nContent-Disposition: attachment; filename=\"data.bin\"\nContent-Transfer-Encoding: base64\n\nAAECAwQ=\n--XX\nContent-Type: text/plain; name=\"=?UTF-8?Q?n=C3=B6tes.txt?=\"\nContent-Disposition: attachment\n\nsecond text\n--XX--\n";
+
+    #[test]
+    fn deeply_nested_multiparts_are_refused_not_a_stack_overflow() {
+        let mut raw = String::from("Subject: deep\n");
+        for i in 0..20_000 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n"
+            ));
+        }
+        raw.push_str("Content-Type: text/plain\n\nx\n");
+        let Err(Invalid::Parse(why)) = readable(raw.as_bytes()) else {
+            panic!("taken apart");
+        };
+        assert!(why.contains("more than 500 MIME parts"), "{why}");
+        // Nested as deep as the limit allows, it is read.
+        let mut raw = String::from("Subject: deep\n");
+        for i in 0..MAX_PARTS - 1 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n"
+            ));
+        }
+        raw.push_str("Content-Type: text/plain\n\nx\n");
+        let text = readable(raw.as_bytes()).unwrap().text.unwrap();
+        assert!(text.trim_start() == "x\n", "{text:?}");
+    }
 
     #[test]
     fn attachment_sizes_leave_out_the_boundary_line_break() {

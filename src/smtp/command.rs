@@ -392,8 +392,11 @@ fn mailbox(i: &str) -> IResult<&str, Mailbox> {
     )(i)
 }
 
+/// RFC 5321's atext, with RFC 6531's UTF-8: any non-ASCII character that
+/// is visible (see [`is_visible`]; a U+2028 or U+202E in a local part
+/// would go raw into our trace headers and logs).
 fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii() && is_visible(c)
 }
 
 fn local_part(i: &str) -> IResult<&str, String> {
@@ -408,7 +411,9 @@ fn local_part(i: &str) -> IResult<&str, String> {
 
 /// `DQUOTE *(qtextSMTP / quoted-pairSMTP) DQUOTE`, returned unquoted.
 fn quoted_string(i: &str) -> IResult<&str, String> {
-    let qtext = take_while1(|c: char| c >= ' ' && c != '"' && c != '\\' && c != '\x7f');
+    let qtext = take_while1(|c: char| {
+        c >= ' ' && c != '"' && c != '\\' && c != '\x7f' && (c.is_ascii() || is_visible(c))
+    });
     let pair = preceded(
         char('\\'),
         nom::character::complete::satisfy(|c| (' '..='~').contains(&c)),

@@ -376,6 +376,13 @@ fn invalid_lines() {
         "RCPT FROM:<user@localhost>",
         "RCPT TO:<user@localhost> extra<",
         "RCPT TO:<\"unterminated@localhost>",
+        // Invisible or line-breaking characters in a local part would go
+        // raw into our trace headers and logs.
+        "RCPT TO:<bob\u{2028}x@localhost>",
+        "RCPT TO:<\"bob\u{2028}Received: x\"@localhost>",
+        "MAIL FROM:<\u{202e}evil@b.test>",
+        "RCPT TO:<\"a\u{feff}b\"@localhost>",
+        "RCPT TO:<a\u{85}b@localhost>",
         "DATA now",
         "RSET all",
         "QUIT please",

@@ -273,8 +273,9 @@ fn open_target(
         opened.clear();
     }
     if let Some(m) = opened.get(root) {
-        // Re-create its directories if someone removed them meanwhile.
-        if m.root().join("new").is_dir() {
+        // Opened again (its directories made again, or refused) if someone
+        // removed or replaced them meanwhile.
+        if m.still_in_place() {
             return Ok(Arc::clone(m));
         }
     }
@@ -395,8 +396,8 @@ fn place(s: Synced, opened: &mut HashMap<PathBuf, Arc<Maildir>>) -> (Placed, Don
         match open_target(opened, &s.maildir, root).and_then(|t| Ok((t.link_in(&s.tmp, &name)?, t))) {
             Ok((path, target)) => placed.push((target, path)),
             Err(e) => {
-                for (_, path) in &placed {
-                    let _ = std::fs::remove_file(path);
+                for (target, path) in &placed {
+                    target.remove_new(path);
                 }
                 return (Vec::new(), s.done, Err(e));
             }
@@ -444,8 +445,8 @@ fn publish(batch: Vec<Synced>, opened: &mut HashMap<PathBuf, Arc<Maildir>>) {
             (None, Some((_, first))) => Ok(first.clone()),
             (failed, _) => {
                 // Not known to be durable: take every copy back out.
-                for (_, path) in &paths {
-                    let _ = std::fs::remove_file(path);
+                for (maildir, path) in &paths {
+                    maildir.remove_new(path);
                 }
                 Err(failed.map_or_else(|| io::Error::other("no recipient mailbox"), copy))
             }

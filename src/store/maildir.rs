@@ -32,6 +32,18 @@ pub struct Maildir {
     spares: std::sync::OnceLock<Spares>,
     /// When this Maildir was opened: no file of this process is older.
     opened: SystemTime,
+    /// A per-recipient Maildir's `new/` and `tmp/`, reached without
+    /// following a symbolic link (see [`Maildir::open_sibling`]); `None`
+    /// for the configured Maildir itself, which is used by its path.
+    beneath: Option<Beneath>,
+}
+
+/// Open directories of a Maildir below another: links and renames go
+/// through them, never through a path someone could swap meanwhile.
+#[derive(Debug)]
+struct Beneath {
+    new: std::os::fd::OwnedFd,
+    tmp: std::os::fd::OwnedFd,
 }
 
 /// The mode of a Maildir made from nothing: mail is private.
@@ -69,7 +81,7 @@ impl Maildir {
         // The umask applies where each file and directory is made, so the
         // mode itself needs no second look after the layout is made.
         let mode = fs::metadata(&root).map_or(PRIVATE, |m| m.permissions().mode() & 0o777);
-        create_layout(&root, None, mode)?;
+        create_layout(&root, mode)?;
         Ok(Maildir {
             mode,
             root,
@@ -78,18 +90,25 @@ impl Maildir {
             counter: AtomicU64::new(0),
             spares: std::sync::OnceLock::new(),
             opened: SystemTime::now(),
+            beneath: None,
         })
     }
 
-    /// Opens (creating if needed) another Maildir at `root` that names
-    /// its files the way this one does.
-    /// When it has to create directories, they are made durable (each new
-    /// directory's parent is fsynced, up to this Maildir's own root), so a
-    /// message acknowledged in a brand-new mailbox survives a power loss.
+    /// Opens (creating if needed) another Maildir at `root`, below this
+    /// one (a per-recipient mailbox), that names its files the way this one
+    /// does. No symbolic link is followed below this Maildir's root: a
+    /// mailbox, a directory above it or its `tmp/`, `new/` or `cur/` that
+    /// is one is refused, since whoever can write in a mailbox (its user,
+    /// say) could otherwise point deliveries, made as maildoor's user, at
+    /// any directory. The directories are made durable (each one's parent
+    /// is fsynced, up to this Maildir's own root, even when they existed),
+    /// so a message acknowledged in a brand-new mailbox survives a power
+    /// loss.
     pub fn open_sibling(&self, root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        create_layout(&root, Some(&self.root), self.mode)?;
+        let beneath = open_beneath(&self.root, &root, self.mode)?;
         Ok(Maildir {
+            beneath: Some(beneath),
             root,
             host: self.host.clone(),
             pid: self.pid,
@@ -268,6 +287,9 @@ impl Maildir {
     /// renamed in. Durable only after [`Maildir::sync_new`].
     pub fn link_in(&self, tmp: &TmpFile, name: &str) -> io::Result<PathBuf> {
         let dest = self.root.join("new").join(name);
+        if let Some(b) = &self.beneath {
+            return self.link_beneath(b, tmp, name).map(|()| dest);
+        }
         match fs::hard_link(&tmp.path, &dest) {
             Ok(()) => return Ok(dest),
             // Another file system, or one without hard links: copy.
@@ -285,8 +307,66 @@ impl Maildir {
         Ok(dest)
     }
 
+    /// [`Maildir::link_in`] through the open directories of a Maildir
+    /// below another.
+    fn link_beneath(&self, b: &Beneath, tmp: &TmpFile, name: &str) -> io::Result<()> {
+        use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+        use rustix::io::Errno;
+        match rustix::fs::linkat(CWD, &tmp.path, &b.new, name, AtFlags::empty()) {
+            Ok(()) => return Ok(()),
+            Err(Errno::XDEV | Errno::PERM | Errno::MLINK) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut copy = File::from(rustix::fs::openat(
+            &b.tmp,
+            name,
+            flags,
+            Mode::from_raw_mode(self.message_mode()),
+        )?);
+        let result = File::open(&tmp.path)
+            .and_then(|mut from| io::copy(&mut from, &mut copy))
+            .and_then(|_| copy.sync_data())
+            .and_then(|()| Ok(rustix::fs::renameat(&b.tmp, name, &b.new, name)?));
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(&b.tmp, name, AtFlags::empty());
+        }
+        result
+    }
+
+    /// Takes a message this Maildir's `new/` holds at `path` back out
+    /// (when it is not known to be durable).
+    pub fn remove_new(&self, path: &Path) {
+        match (&self.beneath, path.file_name()) {
+            (Some(b), Some(name)) => {
+                let _ = rustix::fs::unlinkat(&b.new, name, rustix::fs::AtFlags::empty());
+            }
+            _ => {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+
+    /// True while the `new/` this Maildir delivers into is still the one
+    /// at its path: a per-recipient mailbox removed, re-made or replaced
+    /// by a link since it was opened must be opened again.
+    pub fn still_in_place(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.root.join("new");
+        match &self.beneath {
+            None => path.is_dir(),
+            Some(b) => match (rustix::fs::fstat(&b.new), fs::symlink_metadata(&path)) {
+                (Ok(st), Ok(m)) => m.is_dir() && st.st_dev == m.dev() && st.st_ino == m.ino(),
+                _ => false,
+            },
+        }
+    }
+
     /// Flushes `new/` itself, making every rename into it durable.
     pub fn sync_new(&self) -> io::Result<()> {
+        if let Some(b) = &self.beneath {
+            return Ok(rustix::fs::fsync(&b.new)?);
+        }
         File::open(self.root.join("new"))?.sync_all()
     }
 
@@ -356,20 +436,14 @@ fn umask() -> Option<u32> {
 
 /// Creates `root` with `tmp/`, `new/` and `cur/` where they are missing,
 /// and makes the layout durable: `root` and the parent of each directory
-/// that may have been created are fsynced: up to the first that existed,
-/// or, with `above` (a Maildir durable already), every level below it,
-/// even when they exist, since an earlier attempt (or another process) may
-/// have made them without its fsync succeeding. A message answered 250 in
-/// a Maildir made a moment ago then survives a power loss. Called once per
-/// Maildir opened, not per message.
-fn create_layout(root: &Path, above: Option<&Path>, mode: u32) -> io::Result<()> {
+/// that may have been created are fsynced, up to the first that existed.
+/// A message answered 250 in a Maildir made a moment ago then survives a
+/// power loss. Called once per Maildir opened, not per message. (A
+/// Maildir below another is made by `open_beneath`.)
+fn create_layout(root: &Path, mode: u32) -> io::Result<()> {
     let mut top = root;
     while let Some(parent) = parent_of(top) {
-        let stop = match above {
-            Some(above) => parent == above,
-            None => parent.is_dir(),
-        };
-        if stop {
+        if parent.is_dir() {
             break;
         }
         top = parent;
@@ -400,6 +474,69 @@ fn create_layout(root: &Path, above: Option<&Path>, mode: u32) -> io::Result<()>
         dir = parent;
     }
     Ok(())
+}
+
+/// Opens, creating what is missing, the Maildir at `root` below the one
+/// at `above` without following a symbolic link at any level below
+/// `above`, and makes the layout durable (see [`Maildir::open_sibling`]).
+fn open_beneath(above: &Path, root: &Path, mode: u32) -> io::Result<Beneath> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    use rustix::io::Errno;
+    use std::os::fd::OwnedFd;
+    let rel = root.strip_prefix(above).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not below {}", root.display(), above.display()),
+        )
+    })?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let open_or_make = |parent: &OwnedFd, path: &Path| -> io::Result<OwnedFd> {
+        let name = path.file_name().unwrap_or_default();
+        let open = || rustix::fs::openat(parent, name, flags | OFlags::NOFOLLOW, Mode::empty());
+        let opened = match open() {
+            Err(Errno::NOENT) => match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode)) {
+                Ok(()) | Err(Errno::EXIST) => open(),
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
+        opened.map_err(|e| match e {
+            // Say which path is in the way: "Too many levels of symbolic
+            // links" alone does not.
+            Errno::LOOP | Errno::NOTDIR => io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!(
+                    "{} is a symbolic link or not a directory: not delivered through",
+                    path.display()
+                ),
+            ),
+            e => e.into(),
+        })
+    };
+    // Every directory from `above` down, to be fsynced; `mailbox` the
+    // deepest so far.
+    let mut chain = Vec::new();
+    let mut mailbox = rustix::fs::openat(CWD, above, flags, Mode::empty())?;
+    let mut path = above.to_path_buf();
+    for part in rel.components() {
+        let std::path::Component::Normal(name) = part else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a plain path below {}", root.display(), above.display()),
+            ));
+        };
+        path.push(name);
+        let below = open_or_make(&mailbox, &path)?;
+        chain.push(std::mem::replace(&mut mailbox, below));
+    }
+    let tmp = open_or_make(&mailbox, &path.join("tmp"))?;
+    let new = open_or_make(&mailbox, &path.join("new"))?;
+    open_or_make(&mailbox, &path.join("cur"))?;
+    rustix::fs::fsync(&mailbox)?;
+    for fd in chain.iter().rev() {
+        rustix::fs::fsync(fd)?;
+    }
+    Ok(Beneath { new, tmp })
 }
 
 /// The directory holding `p`; a relative path's top level is in the
@@ -801,6 +938,53 @@ mod tests {
         assert_eq!(md.clean_tmp(age).unwrap(), 1);
         assert!(link.symlink_metadata().is_err());
         assert!(precious.exists());
+    }
+
+    #[test]
+    fn a_mailbox_below_is_never_reached_through_a_symbolic_link() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::open(dir.path().join("md"), "h").unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(outside.join("b/new")).unwrap();
+        let root = md.root().to_path_buf();
+        // A mailbox that is a link, one whose new/ is, a domain that is.
+        fs::create_dir_all(root.join("localhost/bob")).unwrap();
+        symlink(outside.join("a"), root.join("localhost/victim")).unwrap();
+        symlink(outside.join("b/new"), root.join("localhost/bob/new")).unwrap();
+        symlink(outside.join("c"), root.join("example.org")).unwrap();
+        for user in ["localhost/victim", "localhost/bob", "example.org/carol"] {
+            let err = md.open_sibling(root.join(user)).unwrap_err().to_string();
+            assert!(err.contains("symbolic link"), "{user}: {err}");
+        }
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            1,
+            "made something outside"
+        );
+        assert_eq!(fs::read_dir(outside.join("b/new")).unwrap().count(), 0);
+
+        // Opened while sound, then its new/ swapped for a link: the open
+        // directory keeps taking the mail, and the mailbox is no longer
+        // in place, so the next delivery opens it again (and is refused).
+        let alice = md.open_sibling(root.join("localhost/alice")).unwrap();
+        let tmp = {
+            let mut t = md.create(&md.next_id()).unwrap();
+            t.write_all(b"Subject: x\n\nbody\n").unwrap();
+            t
+        };
+        assert!(alice.still_in_place());
+        fs::rename(root.join("localhost/alice/new"), root.join("localhost/alice/old")).unwrap();
+        symlink(outside.join("b/new"), root.join("localhost/alice/new")).unwrap();
+        assert!(!alice.still_in_place());
+        let name = md.final_name(&tmp);
+        alice.link_in(&tmp, &name).unwrap();
+        alice.sync_new().unwrap();
+        assert!(root.join("localhost/alice/old").join(&name).is_file());
+        assert_eq!(fs::read_dir(outside.join("b/new")).unwrap().count(), 0);
+        alice.remove_new(&root.join("localhost/alice/new").join(&name));
+        assert!(!root.join("localhost/alice/old").join(&name).exists());
+        assert!(md.open_sibling(root.join("localhost/alice")).is_err());
     }
 
     #[test]
