@@ -468,11 +468,28 @@ fn watch_prints_arrivals_and_stops_on_sigint() {
     let line2 = out.recv_timeout(Duration::from_secs(20)).expect("a second line");
     assert!(line2.contains("second"), "{line2}");
     assert!(!id.is_empty() && !id2.is_empty());
+    // One another reader moves to cur/ at once, before watch looks at
+    // new/ again, is still reported, and only once.
+    let id3 = deliver(&srv, &["carol@localhost"], "Subject: third\n\nx\n");
+    let md = srv.maildir();
+    let name = std::fs::read_dir(md.join("new"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(&id3))
+        .expect("delivered into new/");
+    std::fs::rename(
+        md.join("new").join(&name),
+        md.join("cur").join(format!("{name}:2,S")),
+    )
+    .unwrap();
+    let line3 = out.recv_timeout(Duration::from_secs(20)).expect("a third line");
+    assert!(line3.contains("third"), "{line3}");
 
     interrupt(child);
+    let rest: Vec<String> = out.try_iter().collect();
     assert!(
-        out.try_iter().all(|l| !l.contains("before")),
-        "old mail is not reported"
+        rest.iter().all(|l| !l.contains("before") && !l.contains("third")),
+        "old mail is not reported, nor new mail twice: {rest:?}"
     );
 }
 

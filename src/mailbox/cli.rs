@@ -258,8 +258,18 @@ fn show(
     out: &mut dyn Write,
 ) -> Result<(), MailboxError> {
     let mb = &sel.mailbox;
-    let entry = resolve(sel, id)?;
-    let bytes = read_message(&entry.path)?;
+    let mut entry = resolve(sel, id)?;
+    // Another reader may have marked it seen since it was found.
+    let bytes = match read_message(&entry.path) {
+        Err(e) if !entry.path.exists() => match Mailbox::moved(&entry) {
+            Some(moved) => {
+                entry = moved;
+                read_message(&entry.path)?
+            }
+            None => return Err(e),
+        },
+        read => read?,
+    };
     let invalid = |reason| MailboxError::InvalidMessage {
         path: entry.path.clone(),
         reason,

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde_json::json;
 
 use super::message::{self, sanitize, Invalid, Summary, UserFilter};
-use super::{read_header_block, Entry};
+use super::{read_header_block, Entry, Mailbox};
 
 /// A message as `list` shows it: its file facts and decoded headers (or
 /// why it could not be read as a message).
@@ -19,12 +19,15 @@ pub struct Row {
 }
 
 impl Row {
-    /// Reads the header block of `entry`; `None` when the file is gone
-    /// (another reader moved or deleted it since the directory was read).
+    /// Reads the header block of `entry`, in `cur/` if another reader
+    /// moved it there since the directory was read; `None` when the file
+    /// is gone (deleted meanwhile).
     pub fn read(entry: &Entry) -> Option<Row> {
         let summary = match read_header_block(&entry.path) {
             Ok(block) => message::summarize(&block).map_err(|e: Invalid| e.to_string()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Mailbox::moved(entry).and_then(|moved| Row::read(&moved));
+            }
             Err(e) => Err(e.to_string()),
         };
         Some(Row {

@@ -318,6 +318,15 @@ impl Mailbox {
                 });
             }
         }
+        // A message another reader moved from new/ to cur/ while the two
+        // were read is in both lists: it is the one in cur/. (A copy left
+        // in new/ beside one in cur/ is still there, and stays listed.)
+        let in_cur: std::collections::HashSet<String> = entries
+            .iter()
+            .filter(|e| e.folder == Folder::Cur)
+            .map(|e| e.name.file.split(':').next().unwrap_or_default().to_string())
+            .collect();
+        entries.retain(|e| e.folder == Folder::Cur || !in_cur.contains(&e.name.file) || e.path.exists());
         entries.sort_by(|a, b| {
             (a.delivered, a.name.counter, &a.name.file).cmp(&(b.delivered, b.name.counter, &b.name.file))
         });
@@ -337,20 +346,49 @@ impl Mailbox {
 
     /// Marks a message seen: `new/<name>` → `cur/<name>:2,S`, or adds `S`
     /// to the flags of a message in `cur/`. Never replaces another file.
-    /// Returns the new path.
+    /// Returns the new path. Another reader that marked it seen first
+    /// (the file is gone, and there under the seen name) is no error.
     pub fn mark_seen(&self, entry: &Entry) -> Result<PathBuf, MailboxError> {
         if entry.folder == Folder::Cur && entry.name.is_seen() {
             return Ok(entry.path.clone());
         }
         let dest = self.root.join("cur").join(entry.name.with_flag('S'));
+        let done_already = || dest.exists() && !entry.path.exists();
         if dest.exists() {
+            if done_already() {
+                return Ok(dest);
+            }
             return Err(MailboxError::io(
                 &dest,
                 io::Error::from(io::ErrorKind::AlreadyExists),
             ));
         }
-        fs::rename(&entry.path, &dest).map_err(|e| MailboxError::io(&entry.path, e))?;
-        Ok(dest)
+        match fs::rename(&entry.path, &dest) {
+            Ok(()) => Ok(dest),
+            Err(_) if done_already() => Ok(dest),
+            Err(e) => Err(MailboxError::io(&entry.path, e)),
+        }
+    }
+
+    /// Where a message listed in `new/` is now, when another reader has
+    /// moved it to `cur/` since: `cur/<name>:2,<flags>`.
+    pub fn moved(entry: &Entry) -> Option<Entry> {
+        if entry.folder != Folder::New {
+            return None;
+        }
+        let cur = entry.path.parent()?.parent()?.join(Folder::Cur.dir());
+        let prefix = format!("{}:", entry.name.file);
+        let file = fs::read_dir(&cur)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|f| f.starts_with(&prefix))?;
+        Some(Entry {
+            folder: Folder::Cur,
+            path: cur.join(&file),
+            name: MessageName::parse(&file),
+            ..entry.clone()
+        })
     }
 
     /// Deletes a message.

@@ -38,19 +38,52 @@ pub enum Watched {
 /// How often `new/` is looked at.
 pub const POLL: Duration = Duration::from_millis(200);
 
-/// Names in `new/` now: one read of the directory, nothing looked up per
-/// file, so that watching a Maildir of many messages costs little until
-/// one arrives (a full scan of 20,000 messages every [`POLL`] kept half a
-/// CPU busy).
-fn names_in_new(mb: &Mailbox) -> Result<HashSet<String>, MailboxError> {
-    let dir = mb.root().join(Folder::New.dir());
-    let read = std::fs::read_dir(&dir).map_err(|e| MailboxError::io(&dir, e))?;
+/// The messages in a Maildir by the unique part of their file names (up
+/// to the `:2,` flags), in `new/` and `cur/`: a message another reader
+/// marks seen within one [`POLL`] of its arrival has left `new/` before
+/// it could be seen there, and is still reported. Cheap between arrivals:
+/// `new/` is read without looking up any file (a full scan of 20,000
+/// messages every [`POLL`] kept half a CPU busy), and `cur/` only when its
+/// modification time has moved, or is too recent to tell.
+#[derive(Default)]
+struct Names {
+    cur: HashSet<String>,
+    cur_changed: Option<std::time::SystemTime>,
+}
+
+impl Names {
+    fn now(&mut self, mb: &Mailbox) -> Result<HashSet<String>, MailboxError> {
+        let cur = mb.root().join(Folder::Cur.dir());
+        let changed = std::fs::metadata(&cur)
+            .and_then(|m| m.modified())
+            .map_err(|e| MailboxError::io(&cur, e))?;
+        // File times may move in coarse ticks: a change within the last
+        // second may hide another in the same tick.
+        let recent = changed.elapsed().map_or(true, |age| age < Duration::from_secs(1));
+        if self.cur_changed != Some(changed) || recent {
+            self.cur = read_names(&cur)?;
+            self.cur_changed = Some(changed);
+        }
+        let mut names = read_names(&mb.root().join(Folder::New.dir()))?;
+        names.extend(self.cur.iter().cloned());
+        Ok(names)
+    }
+}
+
+/// The unique parts of the file names in `dir`.
+fn read_names(dir: &Path) -> Result<HashSet<String>, MailboxError> {
+    let read = std::fs::read_dir(dir).map_err(|e| MailboxError::io(dir, e))?;
     let mut names = HashSet::new();
     for item in read {
-        let item = item.map_err(|e| MailboxError::io(&dir, e))?;
-        names.insert(item.file_name().to_string_lossy().into_owned());
+        let item = item.map_err(|e| MailboxError::io(dir, e))?;
+        names.insert(unique_part(&item.file_name().to_string_lossy()).to_string());
     }
     Ok(names)
+}
+
+/// A Maildir file name without its `:2,FLAGS` info.
+fn unique_part(file: &str) -> &str {
+    file.split(':').next().unwrap_or(file)
 }
 
 /// The user's Maildir once it is there with `cur/`, `new/` and `tmp/` (the
@@ -98,7 +131,7 @@ pub async fn watch(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mb, filter, mut known) = match what {
         Watched::Maildir(mb, filter) => {
-            let known = names_in_new(&mb)?;
+            let known = Names::default().now(&mb)?;
             (mb, filter, known)
         }
         Watched::Awaited {
@@ -124,20 +157,22 @@ pub async fn watch(
         }
     };
     say(err, format_args!("watching {}", mb.root().join("new").display()));
+    let mut names = Names::default();
     loop {
         tokio::select! {
             _ = &mut stop => return Ok(()),
             _ = tick.tick() => {}
         }
-        let now = names_in_new(&mb)?;
+        let now = names.now(&mb)?;
         if now.is_subset(&known) {
             known = now;
             continue;
         }
         // Something arrived: the full scan gives it its short id.
         let entries = mb.scan()?;
-        for entry in entries.iter().filter(|e| e.folder == Folder::New) {
-            if known.contains(&entry.name.file) || !now.contains(&entry.name.file) {
+        for entry in &entries {
+            let unique = unique_part(&entry.name.file);
+            if known.contains(unique) || !now.contains(unique) {
                 continue;
             }
             let Some(row) = Row::read_warning(entry, err) else {
@@ -152,6 +187,7 @@ pub async fn watch(
                 row.write_line(out).map_err(stdout)?;
             }
             out.flush().map_err(stdout)?;
+            known.insert(unique.to_string());
         }
         known = now;
     }

@@ -397,7 +397,8 @@ impl Maildir {
         Ok(removed)
     }
 
-    /// True for a `tmp/` name of ours (`<secs>.M<usec>P<pid>Q<n>.<host>`
+    /// True for a `tmp/` name of ours (`<secs>.M<usec>P<pid>Q<n>.<host>`,
+    /// perhaps with `,S=<size>`)
     /// with our host name), last changed at `changed`, whose process is
     /// gone: no process has that pid in `/proc` (which the caller has
     /// checked is mounted), or it is our pid and the file is older than
@@ -409,7 +410,9 @@ impl Maildir {
         let pid = name
             .split_once('.')
             .and_then(|(_, rest)| rest.split_once('.'))
-            .filter(|(_, host)| *host == self.host)
+            // A copy made where a hard link is impossible is named as in
+            // new/: `<unique>.<host>,S=<size>`.
+            .filter(|(_, host)| host.split(',').next() == Some(self.host.as_str()))
             .and_then(|(unique, _)| unique.strip_prefix('M'))
             .and_then(|u| u.split_once('P'))
             .and_then(|(_, rest)| rest.split_once('Q'))
@@ -846,7 +849,10 @@ mod tests {
         let ours = std::process::id();
         let names = [
             format!("1795600000.M1P{dead}Q0.mx.h"),
+            // A per-recipient copy where no hard link could be made.
+            format!("1795600000.M1P{dead}Q1.mx.h,S=12"),
             format!("1795600000.M1P{dead}Q0.other.h"),
+            format!("1795600000.M1P{dead}Q0.other.h,S=12"),
             format!("1795600000.M1P{ours}Q0.mx.h"),
             "1795600000.M1P1Q0.mx.h".to_string(),
             format!("1795600000.P{dead}.mx.h"),
@@ -854,11 +860,11 @@ mod tests {
         for n in &names {
             fs::write(dir.path().join("tmp").join(n), b"x").unwrap();
         }
-        assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 1);
+        assert_eq!(md.clean_tmp(std::time::Duration::from_secs(3600)).unwrap(), 2);
         // Another host's, this process's, a live process's (pid 1; both
         // started before the files were made), and a name not of our
         // making stay until they are 36 hours old.
-        for n in &names[1..] {
+        for n in &names[2..] {
             assert!(dir.path().join("tmp").join(n).exists(), "{n}");
         }
     }
