@@ -290,9 +290,10 @@ fn serve(settings: Settings, log_flag: bool) -> ExitCode {
         }
     };
     let files = maildoor::server::raise_open_file_limit();
-    // One per session, plus listeners, logs, and up to 64 spare files
-    // made ahead of need under load (store::spare).
-    let wanted = settings.max_connections as u64 + 128;
+    // One per session, plus listeners, logs, up to 64 spare files made
+    // ahead of need under load (store::spare), and the per-recipient
+    // mailboxes kept open.
+    let wanted = settings.max_connections as u64 + 128 + maildoor::store::commit::OPEN_FILES_FOR_MAILBOXES;
     if files < wanted {
         tracing::warn!(
             open_files = files,

@@ -125,8 +125,14 @@ impl MailboxDirs {
 }
 
 impl Mailboxes for MailboxDirs {
+    /// Without following a symbolic link below the root: delivery would
+    /// refuse one (see `Maildir::open_sibling`), so RCPT does too.
     fn exists(&self, key: &MailboxKey) -> bool {
-        key.path(&self.root).join("new").is_dir()
+        let domain = self.root.join(&key.domain);
+        let mailbox = domain.join(&key.user);
+        [&domain, &mailbox, &mailbox.join("new")]
+            .iter()
+            .all(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
     }
 }
 
@@ -176,6 +182,22 @@ mod tests {
         ok("<u@Other.Example>", "other.example", "u");
         ok("<o'brien@localhost>", "localhost", "o'brien");
         assert_eq!(key("<a+b@localhost>", None).unwrap().user, "a+b");
+    }
+
+    #[test]
+    fn an_existing_mailbox_is_a_directory_not_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = MailboxDirs::new(dir.path());
+        let key = |user: &str| MailboxKey {
+            domain: "localhost".into(),
+            user: user.into(),
+        };
+        std::fs::create_dir_all(dir.path().join("localhost/bob/new")).unwrap();
+        std::fs::create_dir_all(dir.path().join("elsewhere/new")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("localhost/carol")).unwrap();
+        assert!(dirs.exists(&key("bob")));
+        assert!(!dirs.exists(&key("carol")));
+        assert!(!dirs.exists(&key("dave")));
     }
 
     #[test]

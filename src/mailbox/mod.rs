@@ -353,9 +353,8 @@ impl Mailbox {
             return Ok(entry.path.clone());
         }
         let dest = self.root.join("cur").join(entry.name.with_flag('S'));
-        let done_already = || dest.exists() && !entry.path.exists();
         if dest.exists() {
-            if done_already() {
+            if !entry.path.exists() {
                 return Ok(dest);
             }
             return Err(MailboxError::io(
@@ -365,24 +364,28 @@ impl Mailbox {
         }
         match fs::rename(&entry.path, &dest) {
             Ok(()) => Ok(dest),
-            Err(_) if done_already() => Ok(dest),
+            // Moved meanwhile by another reader (into cur/, or to other
+            // flags there): marked where it is now.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match Mailbox::moved(entry) {
+                Some(now) => self.mark_seen(&now),
+                None => Err(MailboxError::io(&entry.path, e)),
+            },
             Err(e) => Err(MailboxError::io(&entry.path, e)),
         }
     }
 
-    /// Where a message listed in `new/` is now, when another reader has
-    /// moved it to `cur/` since: `cur/<name>:2,<flags>`.
+    /// Where a message is now when another reader has renamed it since it
+    /// was listed: moved from `new/` to `cur/`, or given other flags
+    /// there (`cur/<unique>:2,<flags>` under another name).
     pub fn moved(entry: &Entry) -> Option<Entry> {
-        if entry.folder != Folder::New {
-            return None;
-        }
         let cur = entry.path.parent()?.parent()?.join(Folder::Cur.dir());
-        let prefix = format!("{}:", entry.name.file);
+        let unique = entry.name.file.split(':').next()?;
+        let prefix = format!("{unique}:");
         let file = fs::read_dir(&cur)
             .ok()?
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .find(|f| f.starts_with(&prefix))?;
+            .find(|f| f.starts_with(&prefix) && *f != entry.name.file)?;
         Some(Entry {
             folder: Folder::Cur,
             path: cur.join(&file),

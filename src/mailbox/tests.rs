@@ -200,6 +200,16 @@ fn mark_seen_moves_new_to_cur_and_keeps_flags() {
     let found = Mailbox::moved(&e[0]).unwrap();
     assert_eq!((found.folder, &found.path), (Folder::Cur, &moved[0]));
     assert!(crate::mailbox::list::Row::read(&e[0]).is_some());
+    // Another reader gave it other flags (as Dovecot and mutt do): it is
+    // found under its new name, and marked seen there.
+    let flagged = dir.path().join("cur/1.M1P1Q1.h,S=6:2,RS");
+    fs::rename(&moved[0], &flagged).unwrap();
+    assert_eq!(mb.mark_seen(&e[0]).unwrap(), flagged);
+    let unseen = dir.path().join("cur/1.M1P1Q1.h,S=6:2,");
+    fs::rename(&flagged, &unseen).unwrap();
+    let seen = dir.path().join("cur/1.M1P1Q1.h,S=6:2,S");
+    assert_eq!(mb.mark_seen(&e[0]).unwrap(), seen);
+    assert!(seen.is_file() && !unseen.exists());
 }
 
 #[test]

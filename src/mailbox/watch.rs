@@ -52,7 +52,9 @@ struct Names {
 }
 
 impl Names {
-    fn now(&mut self, mb: &Mailbox) -> Result<HashSet<String>, MailboxError> {
+    /// The names in `new/` now, and whether `cur/` was read again (then
+    /// [`Names::cur`] holds its names now).
+    fn now(&mut self, mb: &Mailbox) -> Result<(HashSet<String>, bool), MailboxError> {
         let cur = mb.root().join(Folder::Cur.dir());
         let changed = std::fs::metadata(&cur)
             .and_then(|m| m.modified())
@@ -60,11 +62,17 @@ impl Names {
         // File times may move in coarse ticks: a change within the last
         // second may hide another in the same tick.
         let recent = changed.elapsed().map_or(true, |age| age < Duration::from_secs(1));
-        if self.cur_changed != Some(changed) || recent {
+        let reread = self.cur_changed != Some(changed) || recent;
+        if reread {
             self.cur = read_names(&cur)?;
             self.cur_changed = Some(changed);
         }
-        let mut names = read_names(&mb.root().join(Folder::New.dir()))?;
+        Ok((read_names(&mb.root().join(Folder::New.dir()))?, reread))
+    }
+
+    /// Every message there now, in `new/` or `cur/`.
+    fn all(&mut self, mb: &Mailbox) -> Result<HashSet<String>, MailboxError> {
+        let (mut names, _) = self.now(mb)?;
         names.extend(self.cur.iter().cloned());
         Ok(names)
     }
@@ -131,7 +139,7 @@ pub async fn watch(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mb, filter, mut known) = match what {
         Watched::Maildir(mb, filter) => {
-            let known = Names::default().now(&mb)?;
+            let known = Names::default().all(&mb)?;
             (mb, filter, known)
         }
         Watched::Awaited {
@@ -163,18 +171,23 @@ pub async fn watch(
             _ = &mut stop => return Ok(()),
             _ = tick.tick() => {}
         }
-        let now = names.now(&mb)?;
-        if now.is_subset(&known) {
-            known = now;
+        // `known` only grows (names are unique; a message that leaves is
+        // never back), so an idle look costs one read of new/.
+        let (in_new, reread) = names.now(&mb)?;
+        let fresh = |n: &String| !known.contains(n);
+        let arrived = in_new.iter().any(fresh) || reread && names.cur.iter().any(fresh);
+        if !arrived {
             continue;
         }
         // Something arrived: the full scan gives it its short id.
         let entries = mb.scan()?;
         for entry in &entries {
             let unique = unique_part(&entry.name.file);
-            if known.contains(unique) || !now.contains(unique) {
+            if known.contains(unique) || !(in_new.contains(unique) || names.cur.contains(unique)) {
                 continue;
             }
+            // Looked at once, whether it is reported or not.
+            known.insert(unique.to_string());
             let Some(row) = Row::read_warning(entry, err) else {
                 continue;
             };
@@ -187,9 +200,7 @@ pub async fn watch(
                 row.write_line(out).map_err(stdout)?;
             }
             out.flush().map_err(stdout)?;
-            known.insert(unique.to_string());
         }
-        known = now;
     }
 }
 

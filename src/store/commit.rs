@@ -42,8 +42,13 @@ use super::maildir::{Maildir, TmpFile, UniqueId};
 
 /// Most messages in one batch (bounds the memory of a batch).
 const MAX_BATCH: usize = 512;
-/// Most per-recipient Maildirs remembered as open.
-const MAX_OPENED: usize = 4096;
+/// Most per-recipient Maildirs remembered as open. Each holds two open
+/// directories (`new/`, `tmp/`): the start-up check of the open file
+/// limit counts [`OPEN_FILES_FOR_MAILBOXES`].
+const MAX_OPENED: usize = 256;
+
+/// Open files the remembered per-recipient Maildirs may hold.
+pub const OPEN_FILES_FOR_MAILBOXES: u64 = 2 * MAX_OPENED as u64;
 
 type Done = oneshot::Sender<io::Result<PathBuf>>;
 
@@ -279,7 +284,16 @@ fn open_target(
             return Ok(Arc::clone(m));
         }
     }
-    let m = Arc::new(like.open_sibling(root.clone())?);
+    let m = match like.open_sibling(root.clone()) {
+        // Out of descriptors: let go of the remembered ones and try again,
+        // rather than refuse every delivery from now on.
+        Err(e) if e.raw_os_error() == Some(libc::EMFILE) && !opened.is_empty() => {
+            opened.clear();
+            like.open_sibling(root.clone())?
+        }
+        other => other?,
+    };
+    let m = Arc::new(m);
     opened.insert(root.clone(), Arc::clone(&m));
     Ok(m)
 }
@@ -428,19 +442,20 @@ fn publish(batch: Vec<Synced>, opened: &mut HashMap<PathBuf, Arc<Maildir>>) {
             }
         }
     }
-    // One fsync per distinct new/ directory in the batch.
-    let mut dirs: HashMap<PathBuf, Option<io::Error>> = HashMap::new();
+    // One fsync per Maildir in the batch. Keyed by the Maildir itself, not
+    // its path: a mailbox removed or replaced during the batch is opened
+    // again, and the new one's new/ is another directory to flush.
+    let mut dirs: HashMap<*const Maildir, Option<io::Error>> = HashMap::new();
     for (paths, _) in &published {
         for (maildir, _) in paths {
-            if !dirs.contains_key(maildir.root()) {
-                dirs.insert(maildir.root().to_path_buf(), maildir.sync_new().err());
-            }
+            dirs.entry(Arc::as_ptr(maildir))
+                .or_insert_with(|| maildir.sync_new().err());
         }
     }
     for (paths, done) in published {
         let failed = paths
             .iter()
-            .find_map(|(m, _)| dirs.get(m.root()).and_then(Option::as_ref));
+            .find_map(|(m, _)| dirs.get(&Arc::as_ptr(m)).and_then(Option::as_ref));
         let result = match (failed, paths.first()) {
             (None, Some((_, first))) => Ok(first.clone()),
             (failed, _) => {
