@@ -45,7 +45,7 @@ const MAX_BATCH: usize = 512;
 /// Most per-recipient Maildirs remembered as open. Each holds two open
 /// directories (`new/`, `tmp/`): the start-up check of the open file
 /// limit counts [`OPEN_FILES_FOR_MAILBOXES`].
-const MAX_OPENED: usize = 256;
+const MAX_OPENED: usize = 1024;
 
 /// Open files the remembered per-recipient Maildirs may hold.
 pub const OPEN_FILES_FOR_MAILBOXES: u64 = 2 * MAX_OPENED as u64;
