@@ -111,8 +111,9 @@ fn is_field_name(name: &[u8]) -> bool {
 }
 
 /// True when `line` starts a header field: a name, optional blanks (the
-/// obsolete syntax of RFC 5322 §4.5), then `:`.
-fn is_header_line(line: &[u8]) -> bool {
+/// obsolete syntax of RFC 5322 §4.5), then `:`. The store asks the same
+/// of the data it receives (see `store::Delivery`).
+pub(crate) fn is_header_line(line: &[u8]) -> bool {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return false;
     };

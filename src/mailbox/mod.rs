@@ -324,9 +324,9 @@ impl Mailbox {
         let in_cur: std::collections::HashSet<String> = entries
             .iter()
             .filter(|e| e.folder == Folder::Cur)
-            .map(|e| e.name.file.split(':').next().unwrap_or_default().to_string())
+            .map(|e| e.name.unique.clone())
             .collect();
-        entries.retain(|e| e.folder == Folder::Cur || !in_cur.contains(&e.name.file) || e.path.exists());
+        entries.retain(|e| e.folder == Folder::Cur || !in_cur.contains(&e.name.unique) || e.path.exists());
         entries.sort_by(|a, b| {
             (a.delivered, a.name.counter, &a.name.file).cmp(&(b.delivered, b.name.counter, &b.name.file))
         });
@@ -379,8 +379,7 @@ impl Mailbox {
     /// there (`cur/<unique>:2,<flags>` under another name).
     pub fn moved(entry: &Entry) -> Option<Entry> {
         let cur = entry.path.parent()?.parent()?.join(Folder::Cur.dir());
-        let unique = entry.name.file.split(':').next()?;
-        let prefix = format!("{unique}:");
+        let prefix = format!("{}:", entry.name.unique);
         let file = fs::read_dir(&cur)
             .ok()?
             .filter_map(Result::ok)

@@ -32,14 +32,18 @@ pub struct MessageName {
     pub flags: String,
 }
 
+/// The unique part of a Maildir file name: all before the `:` of its
+/// info (`:2,<flags>`), which readers change as they flag it.
+pub fn unique_part(file: &str) -> &str {
+    file.split_once(INFO_SEP).map_or(file, |(unique, _)| unique)
+}
+
 impl MessageName {
     /// Reads a file name. Never fails: a name in no known format still has
     /// a unique part (the whole name) and no flags.
     pub fn parse(file: &str) -> MessageName {
-        let (unique, info) = match file.split_once(INFO_SEP) {
-            Some((u, i)) => (u, Some(i)),
-            None => (file, None),
-        };
+        let unique = unique_part(file);
+        let info = file.split_once(INFO_SEP).map(|(_, info)| info);
         let flags = info
             .and_then(|i| i.strip_prefix("2,"))
             .map(sorted_flags)

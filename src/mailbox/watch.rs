@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::list::Row;
 use super::message::UserFilter;
+use super::name::unique_part;
 use super::{Folder, Mailbox, MailboxError};
 
 /// What `watch` looks at.
@@ -87,11 +88,6 @@ fn read_names(dir: &Path) -> Result<HashSet<String>, MailboxError> {
         names.insert(unique_part(&item.file_name().to_string_lossy()).to_string());
     }
     Ok(names)
-}
-
-/// A Maildir file name without its `:2,FLAGS` info.
-fn unique_part(file: &str) -> &str {
-    file.split(':').next().unwrap_or(file)
 }
 
 /// The user's Maildir once it is there with `cur/`, `new/` and `tmp/` (the
@@ -182,7 +178,7 @@ pub async fn watch(
         // Something arrived: the full scan gives it its short id.
         let entries = mb.scan()?;
         for entry in &entries {
-            let unique = unique_part(&entry.name.file);
+            let unique = entry.name.unique.as_str();
             if known.contains(unique) || !(in_new.contains(unique) || names.cur.contains(unique)) {
                 continue;
             }

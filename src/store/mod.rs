@@ -136,27 +136,22 @@ type Spilled = (io::Result<TmpFile>, Vec<u8>, Option<Settling>);
 /// A flush running on the blocking pool.
 type Settling = tokio::task::JoinHandle<io::Result<()>>;
 
-/// Whether message data starts with a header field (`name:`, RFC 5322
-/// §2.2, white space before the colon allowed as in §4.5's obsolete
-/// form) or with an empty line (an empty header section): `Some(true)`;
-/// with anything else, `Some(false)`; `None` while `data` is too short to
-/// tell. A field name longer than a line may be is no field name.
+/// Whether message data starts with a header field (as the mailbox
+/// reader tells one: `message::is_header_line`) or with an empty line (an
+/// empty header section): `Some(true)`; with anything else,
+/// `Some(false)`; `None` while `data` is too short to tell (no colon and
+/// no line end yet). A field name longer than a line may be is no field
+/// name.
 fn starts_with_header_field(data: &[u8]) -> Option<bool> {
     const MAX_LINE: usize = 998;
     if data.first() == Some(&b'\n') {
         return Some(true);
     }
-    let mut name = 0;
-    let mut space = false;
-    for &b in data.iter().take(MAX_LINE) {
-        match b {
-            b':' => return Some(name > 0),
-            b' ' | b'\t' if name > 0 => space = true,
-            33..=126 if !space => name += 1,
-            _ => return Some(false),
-        }
-    }
-    (data.len() >= MAX_LINE).then_some(false)
+    let head = data.get(..MAX_LINE).unwrap_or(data);
+    let end = head.iter().position(|&b| b == b'\n');
+    let line = head.get(..end.unwrap_or(head.len())).unwrap_or_default();
+    let decided = line.contains(&b':') || end.is_some() || head.len() == MAX_LINE;
+    decided.then(|| crate::mailbox::message::is_header_line(line))
 }
 
 /// True for errors that mean "no space left" (452 4.3.1 rather than 451).
